@@ -1,0 +1,375 @@
+//! The one error type of the crate.
+//!
+//! Every message names the value that was rejected, the state that made it wrong and what to do
+//! next. Messages are lowercase with values in backticks; a cause sits in `#[source]` and is not
+//! repeated in the text, so a caller that prints the chain (as `eod` does) shows each part once.
+
+use std::path::PathBuf;
+
+use crate::model::{OperationId, StepStatus};
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in eodstore.
+///
+/// A variant marked *rejected* means the request was invalid for the current state: nothing was
+/// written, and the same call fails the same way until the state or the input changes. See
+/// [`Error::category`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A read-only call found no file at the path. Rejected.
+    #[error("no database at `{path}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation")]
+    NoDatabase {
+        /// The path that does not exist.
+        path: PathBuf,
+    },
+
+    /// The file exists but is not an eodstore database (another program's file, or a redb file
+    /// without eodstore's tables). Rejected; the file is left untouched.
+    #[error("`{path}` is not an eodstore database ({reason}): check the path; eodstore never writes into a file it did not create")]
+    NotEodstoreFile {
+        /// The path of the foreign file.
+        path: PathBuf,
+        /// What identified it as foreign.
+        reason: String,
+    },
+
+    /// The file was written by a newer eodstore whose format this build cannot read. Rejected.
+    #[error("`{path}` has eodstore format version {found}, but this build reads versions up to {supported}: upgrade eodstore to open it")]
+    NewerFormat {
+        /// The path of the file.
+        path: PathBuf,
+        /// The format version recorded in the file.
+        found: u64,
+        /// The newest format version this build reads.
+        supported: u64,
+    },
+
+    /// Another process holds the file in a mode that excludes this one, or this process has it
+    /// open already.
+    #[error("`{path}` is locked: {detail}")]
+    Locked {
+        /// The locked file.
+        path: PathBuf,
+        /// Who holds it, as far as can be told, and what to do.
+        detail: String,
+    },
+
+    /// The file, or one record in it, is damaged.
+    #[error("`{path}` is damaged: {detail}; restore it from a backup, or run redb's integrity check and repair on a copy")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What was found damaged.
+        detail: String,
+    },
+
+    /// A stored record could not be decoded: a damaged record, or one from an unknown record
+    /// format.
+    #[error("cannot decode the record at {key} in table `{table}`: {detail}; the file may be damaged or written by a newer eodstore")]
+    Decode {
+        /// The table the record sits in.
+        table: &'static str,
+        /// The record's key, as text.
+        key: String,
+        /// What was wrong with its bytes.
+        detail: String,
+    },
+
+    /// A record could not be encoded for storage. This indicates a bug in eodstore.
+    #[error("cannot encode the {what} record: {detail}; this is a bug in eodstore, please report it")]
+    Encode {
+        /// The kind of record.
+        what: &'static str,
+        /// The encoder's message.
+        detail: String,
+    },
+
+    /// A plan is malformed: no steps, two steps at one order, an empty code or name. Rejected
+    /// before any transaction starts.
+    #[error("invalid plan `{plan}`: {entry}: {problem}")]
+    InvalidPlan {
+        /// The plan's name, or the file it came from.
+        plan: String,
+        /// The entry at fault, such as `step 3 (order 30)`.
+        entry: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+
+    /// A plan file could not be read or parsed.
+    #[error("cannot read plan file `{path}`: {problem}")]
+    PlanFile {
+        /// The plan file.
+        path: PathBuf,
+        /// What failed, with the line and entry where the parser gives them.
+        problem: String,
+    },
+
+    /// An argument is malformed: an empty property or actor, a business date that does not
+    /// parse. Rejected.
+    #[error("invalid {what} `{value}`: {expected}")]
+    InvalidInput {
+        /// What the value was meant to be, such as `business date`.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+
+    /// No operation has this id. Rejected.
+    #[error("operation {operation} not found: list operations with `eod history`")]
+    OperationNotFound {
+        /// The id that was looked up.
+        operation: OperationId,
+    },
+
+    /// No operation exists for this property and business date. Rejected.
+    #[error("no operation for property `{property}` on {business_date}: open one with `eod open --date {business_date} --property {property}`")]
+    NoOperationForDate {
+        /// The property.
+        property: String,
+        /// The business date.
+        business_date: jiff::civil::Date,
+    },
+
+    /// The operation has no step at this order. Rejected.
+    #[error("operation {operation} has no step at order {order}: its orders are {orders}")]
+    StepNotFound {
+        /// The operation.
+        operation: OperationId,
+        /// The order that was asked for.
+        order: u32,
+        /// The orders the operation has, comma-separated.
+        orders: String,
+    },
+
+    /// The operation was seeded with a plan of another identity. Rejected; nothing was written.
+    #[error("operation {operation} was seeded with plan `{stored_plan}`, which differs from the given plan: {difference}; open it with its original plan, or use another date or property")]
+    PlanConflict {
+        /// The operation.
+        operation: OperationId,
+        /// The name of the plan the operation was seeded with.
+        stored_plan: String,
+        /// The first difference, such as "at order 3 the stored code is `a`, the given code is `b`".
+        difference: String,
+    },
+
+    /// A lower required step has not completed. Rejected.
+    #[error("step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) is {blocking_status}; complete or retry it first")]
+    StepOutOfOrder {
+        /// The operation.
+        operation: OperationId,
+        /// The step that was asked to start.
+        order: u32,
+        /// The first lower required step that is not completed or skipped.
+        blocking_order: u32,
+        /// Its code.
+        blocking_code: String,
+        /// Its status.
+        blocking_status: StepStatus,
+    },
+
+    /// Another step of the operation is running; one step runs at a time. Rejected.
+    #[error("step {order} of operation {operation} cannot start: step {running_order} is running, claimed by {holder} until {lease_until}; wait for it to finish")]
+    AnotherStepRunning {
+        /// The operation.
+        operation: OperationId,
+        /// The step that was asked to start.
+        order: u32,
+        /// The step that is running.
+        running_order: u32,
+        /// Who holds the running step's claim.
+        holder: String,
+        /// When that claim's lease ends.
+        lease_until: jiff::Timestamp,
+    },
+
+    /// The step is running under a live claim held by someone else. Rejected.
+    #[error("step {order} of operation {operation} is already running, claimed by {holder} until {lease_until}; wait for it, or take it over after the lease ends")]
+    ClaimHeld {
+        /// The operation.
+        operation: OperationId,
+        /// The step.
+        order: u32,
+        /// Who holds the claim.
+        holder: String,
+        /// When the lease ends.
+        lease_until: jiff::Timestamp,
+    },
+
+    /// Complete, fail or renew was called without the step's current claim. Rejected.
+    #[error("step {order} of operation {operation} is {status}{held}; the given claim `{claim}` is not its current claim, so only the current holder may finish it")]
+    WrongClaim {
+        /// The operation.
+        operation: OperationId,
+        /// The step.
+        order: u32,
+        /// The step's current status.
+        status: StepStatus,
+        /// `, claimed by X` when a claim is held, else empty.
+        held: String,
+        /// The claim token that was given.
+        claim: String,
+    },
+
+    /// The action is not allowed from the step's current status. Rejected.
+    #[error("cannot {action} step {order} (`{code}`) of operation {operation}: it is {status}; {allowed}")]
+    InvalidTransition {
+        /// The operation.
+        operation: OperationId,
+        /// The step.
+        order: u32,
+        /// The step's code.
+        code: String,
+        /// The action that was asked for: `start`, `complete`, `fail`, `skip`, `retry`.
+        action: &'static str,
+        /// The step's current status.
+        status: StepStatus,
+        /// What is allowed from this status.
+        allowed: String,
+    },
+
+    /// A required step cannot be skipped by a person. Rejected.
+    #[error("cannot skip step {order} (`{code}`) of operation {operation}: it is required; run it, or retry it if it failed")]
+    RequiredStep {
+        /// The operation.
+        operation: OperationId,
+        /// The step.
+        order: u32,
+        /// Its code.
+        code: String,
+    },
+
+    /// The operation is finished and takes no further change. Rejected.
+    #[error("operation {operation} finished at {finished_at} and accepts no further change")]
+    OperationFinished {
+        /// The operation.
+        operation: OperationId,
+        /// When it finished.
+        finished_at: jiff::Timestamp,
+    },
+
+    /// A request id was used before for a different call. Rejected.
+    #[error("request id `{request_id}` was already used for {stored}, not for {given}; use a new request id for a new call")]
+    RequestIdReused {
+        /// The request id.
+        request_id: String,
+        /// The call it was first used for.
+        stored: String,
+        /// The call it was given with now.
+        given: String,
+    },
+
+    /// A runner was given a plan with a required step that has no handler. Rejected before any
+    /// step started.
+    #[error("required step {order} (`{code}`) has no handler: register one for `{code}` before running")]
+    MissingHandler {
+        /// The step's order.
+        order: u32,
+        /// The step's code.
+        code: String,
+    },
+
+    /// The write slot stayed taken, by this or another process, for longer than the configured
+    /// wait.
+    #[error("`{path}` is busy: {detail}")]
+    Busy {
+        /// The file.
+        path: PathBuf,
+        /// What was waited for and for how long.
+        detail: String,
+    },
+
+    /// redb failed. After an I/O error, drop the [`Store`](crate::Store) and open the file
+    /// again; a write whose commit failed may still be durable, so repeat it with the same request
+    /// id to learn its outcome.
+    #[error("storage error while {context}")]
+    Storage {
+        /// What eodstore was doing.
+        context: String,
+        /// redb's error.
+        #[source]
+        source: Box<redb::Error>,
+    },
+
+    /// An operating-system I/O call outside redb failed (reading a plan or data file, running a
+    /// step's command).
+    #[error("cannot {action} `{path}`")]
+    Io {
+        /// What was being done, such as `read`.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The broad class of an [`Error`], for callers that map errors to exit codes or retry policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCategory {
+    /// The request was invalid for the input or the current state; nothing was written.
+    Rejected,
+    /// The file is locked by another process, or the write slot stayed busy.
+    Busy,
+    /// Storage failed or the file is damaged; the request may or may not have been applied if it
+    /// was a commit (repeat it with its request id).
+    Storage,
+}
+
+impl Error {
+    /// Returns the broad class of this error.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Locked { .. } | Error::Busy { .. } => ErrorCategory::Busy,
+            Error::Corrupt { .. }
+            | Error::Decode { .. }
+            | Error::Encode { .. }
+            | Error::Storage { .. }
+            | Error::Io { .. } => ErrorCategory::Storage,
+            _ => ErrorCategory::Rejected,
+        }
+    }
+
+    /// Wraps a redb error with what eodstore was doing.
+    pub(crate) fn storage(context: impl Into<String>, source: impl Into<redb::Error>) -> Self {
+        Error::Storage {
+            context: context.into(),
+            source: Box::new(source.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        // Boxed payloads keep `Result<T>` cheap to move on the hot path.
+        assert!(std::mem::size_of::<Error>() <= 120, "{}", std::mem::size_of::<Error>());
+    }
+
+    #[test]
+    fn categories_map_by_kind() {
+        let busy = Error::Busy {
+            path: "x".into(),
+            detail: "d".into(),
+        };
+        assert_eq!(busy.category(), ErrorCategory::Busy);
+        let nf = Error::OperationNotFound {
+            operation: OperationId(3),
+        };
+        assert_eq!(nf.category(), ErrorCategory::Rejected);
+        assert_eq!(
+            nf.to_string(),
+            "operation 3 not found: list operations with `eod history`"
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! The store: one redb file holding operations, their steps and their audit events.
+
+mod open;
+mod query;
+mod seed;
+mod tables;
+mod transition;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::model::{Claim, Operation, ProcessRef, Step};
+
+pub use seed::{Opened, SeededStep};
+pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};
+pub(crate) use transition::tail;
+pub use seed::MAX_PROPERTY_CHARS;
+
+/// The newest store format this build reads and the one it writes into new files.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// How long a claim lasts unless the caller asks for another lease.
+pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_mins(5);
+
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every commit is on stable storage before the call returns. The default.
+    #[default]
+    Immediate,
+    /// Commits are not synced: a crash or power cut loses every change since the last durable
+    /// commit, though the file stays consistent. Only for tests and bulk loads that can be
+    /// repeated; redb allows it only with [`ConcurrencyMode::ExclusiveWriter`].
+    None,
+}
+
+/// How processes share one file (redb's concurrency modes). Every process that opens a file must
+/// use the same mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ConcurrencyMode {
+    /// One process has the file; no other process can open it, not even to read. Commits cost
+    /// one fsync.
+    ExclusiveWriter,
+    /// One process writes; others may open the file and read while it runs. Commits use redb's
+    /// two-phase commit.
+    SingleWriter,
+    /// Any number of processes may read and write; write transactions take turns through a
+    /// file lock. Commits use two-phase commit. The default, because a PMS often has several
+    /// processes on one file (app windows, a scheduler, an operator's `eod status`) and this is
+    /// the only mode in which all of them work.
+    #[default]
+    MultiWriter,
+}
+
+/// Options for opening a [`Store`], built by value:
+/// `StoreOptions::new().lease(SignedDuration::from_mins(10))`.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub(crate) create: bool,
+    pub(crate) durability: Durability,
+    pub(crate) concurrency: ConcurrencyMode,
+    pub(crate) lease: SignedDuration,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions::new()
+    }
+}
+
+impl StoreOptions {
+    /// Returns the defaults: open an existing file only, [`Durability::Immediate`],
+    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock.
+    pub fn new() -> StoreOptions {
+        StoreOptions {
+            create: false,
+            durability: Durability::Immediate,
+            concurrency: ConcurrencyMode::MultiWriter,
+            lease: DEFAULT_LEASE,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets whether a missing file is created (default `false`: a missing file is
+    /// [`Error::NoDatabase`]).
+    pub fn create(mut self, create: bool) -> StoreOptions {
+        self.create = create;
+        self
+    }
+
+    /// Sets how commits reach the disk (default [`Durability::Immediate`]).
+    pub fn durability(mut self, durability: Durability) -> StoreOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets how processes share the file (default [`ConcurrencyMode::MultiWriter`]).
+    pub fn concurrency(mut self, mode: ConcurrencyMode) -> StoreOptions {
+        self.concurrency = mode;
+        self
+    }
+
+    /// Sets the lease of claims taken without an explicit lease (default [`DEFAULT_LEASE`]).
+    pub fn lease(mut self, lease: SignedDuration) -> StoreOptions {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets the clock that timestamps and leases read (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> StoreOptions {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Who makes a write call, with an optional request id that makes repeating the call safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub(crate) actor: String,
+    pub(crate) request_id: Option<String>,
+    pub(crate) process: Option<ProcessRef>,
+    pub(crate) lease: Option<SignedDuration>,
+}
+
+impl Caller {
+    /// Creates a caller named `actor` (a person, terminal or service; recorded in events).
+    pub fn new(actor: impl Into<String>) -> Caller {
+        Caller {
+            actor: actor.into(),
+            request_id: None,
+            process: None,
+            lease: None,
+        }
+    }
+
+    /// Sets a caller-chosen request id. A call repeated with an id that was already applied
+    /// returns the first call's result instead of applying again.
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Caller {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Records `process` in the claims this caller takes, so that they can be taken over as soon
+    /// as that process is gone. [`Runner`](crate::Runner) sets the current process.
+    pub fn process(mut self, process: ProcessRef) -> Caller {
+        self.process = Some(process);
+        self
+    }
+
+    /// Sets the lease of claims this caller takes, instead of the store's default.
+    pub fn lease(mut self, lease: SignedDuration) -> Caller {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Returns the actor's name.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_text("actor", &self.actor, 200)?;
+        if let Some(request_id) = &self.request_id {
+            check_text("request id", request_id, 200)?;
+        }
+        if let Some(lease) = self.lease
+            && (lease <= SignedDuration::ZERO || lease > SignedDuration::from_hours(24 * 7))
+        {
+            return Err(Error::InvalidInput {
+                what: "lease",
+                value: format!("{lease:#}"),
+                expected: "a lease longer than zero and at most 7 days".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Rejects text that is blank, longer than `max_chars` characters, or holds control characters.
+pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> Result<()> {
+    let problem = if value.trim().is_empty() {
+        Some("it must not be blank".to_owned())
+    } else if value.chars().count() > max_chars {
+        Some(format!("it must be at most {max_chars} characters"))
+    } else if value.chars().any(char::is_control) {
+        Some("it must not contain control characters".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(expected) => Err(Error::InvalidInput {
+            what,
+            value: value.to_owned(),
+            expected,
+        }),
+    }
+}
+
+/// An embedded eodstore database: one redb file.
+///
+/// Open one `Store` per file per process and share it between threads (`Store` is `Send` and
+/// `Sync`); opening a file twice in one process fails with [`Error::Locked`].
+///
+/// # Durability
+///
+/// With the default [`Durability::Immediate`], a write call that returned `Ok` has been committed
+/// and synced: it survives a crash or power cut at any later instant. A call that returned an
+/// error other than [`Error::Storage`] wrote nothing. After [`Error::Storage`] from a commit the
+/// outcome is unknown: the commit may be durable. Drop the `Store`, open the file again (redb
+/// refuses further work after an I/O error until then) and repeat the call with the same request
+/// id (see [`Caller::request_id`]), which returns the first outcome if it was applied.
+///
+/// # Concurrency
+///
+/// Write calls from any number of threads and processes queue for redb's single write slot, one
+/// transaction each, and every rule (step order, claims, plan identity) is checked inside that
+/// transaction, so racing callers see exactly one winner. Reads run on snapshots and never wait
+/// for writers. In [`ConcurrencyMode::MultiWriter`] (the default) other processes may open the
+/// same file for reading and writing at the same time.
+#[derive(Debug)]
+pub struct Store {
+    db: redb::Database,
+    path: PathBuf,
+    options: StoreOptions,
+}
+
+impl Store {
+    /// Opens an existing store with default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open_with`], including [`Error::NoDatabase`] when nothing exists at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, StoreOptions::new())
+    }
+
+    /// Opens a store, creating the file if it does not exist, with default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open_with`].
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, StoreOptions::new().create(true))
+    }
+
+    /// Returns the path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn now(&self) -> jiff::Timestamp {
+        self.options.clock.now()
+    }
+
+    /// Runs `body` in one write transaction and commits it, or writes nothing if `body` fails.
+    pub(crate) fn write<T>(
+        &self,
+        context: &str,
+        body: impl FnOnce(&mut tables::WriteTables<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|err| Error::storage(format!("beginning a write to {context}"), err))?;
+        if self.options.durability == Durability::None {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|err| Error::storage(format!("setting durability to {context}"), err))?;
+        }
+        let value = {
+            let mut tables = tables::WriteTables::open(&txn)?;
+            body(&mut tables)?
+        };
+        txn.commit()
+            .map_err(|err| Error::storage(format!("committing {context}"), err))?;
+        Ok(value)
+    }
+
+    /// Runs `body` in a write transaction under `caller`'s request id: a request id that was
+    /// applied before returns its recorded response without running `body`.
+    pub(crate) fn write_request<T>(
+        &self,
+        caller: &Caller,
+        call: &str,
+        body: impl FnOnce(&mut tables::WriteTables<'_>) -> Result<T>,
+    ) -> Result<T>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Into<Recorded> + TryFrom<Recorded>,
+        T: Clone,
+    {
+        self.write(call, |tables| {
+            if let Some(request_id) = &caller.request_id
+                && let Some(recorded) = tables.request(request_id)?
+            {
+                return replay(request_id, call, recorded);
+            }
+            let value = body(tables)?;
+            if let Some(request_id) = &caller.request_id {
+                tables.record_request(
+                    request_id,
+                    &RequestRecord {
+                        call: call.to_owned(),
+                        response: value.clone().into(),
+                    },
+                )?;
+            }
+            Ok(value)
+        })
+    }
+}
+
+/// A response recorded under a request id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Recorded {
+    Opened(Opened),
+    Started(Started),
+    Step(Step),
+    Claim(Claim),
+}
+
+/// What the `requests` table stores: the call a request id was used for and its response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RequestRecord {
+    pub(crate) call: String,
+    pub(crate) response: Recorded,
+}
+
+/// Returns the recorded response if it answers the same call, else rejects the reused id.
+pub(crate) fn replay<T: TryFrom<Recorded>>(
+    request_id: &str,
+    call: &str,
+    record: RequestRecord,
+) -> Result<T> {
+    if record.call != call {
+        return Err(Error::RequestIdReused {
+            request_id: request_id.to_owned(),
+            stored: record.call,
+            given: call.to_owned(),
+        });
+    }
+    T::try_from(record.response).map_err(|_| Error::RequestIdReused {
+        request_id: request_id.to_owned(),
+        stored: record.call.clone(),
+        given: call.to_owned(),
+    })
+}
+
+macro_rules! recorded_conversions {
+    ($($variant:ident($type:ty)),*) => {$(
+        impl From<$type> for Recorded {
+            fn from(value: $type) -> Recorded {
+                Recorded::$variant(value)
+            }
+        }
+
+        impl TryFrom<Recorded> for $type {
+            type Error = Recorded;
+
+            fn try_from(recorded: Recorded) -> std::result::Result<$type, Recorded> {
+                match recorded {
+                    Recorded::$variant(value) => Ok(value),
+                    other => Err(other),
+                }
+            }
+        }
+    )*};
+}
+
+recorded_conversions!(Opened(Opened), Started(Started), Step(Step), Claim(Claim));
+
+/// An operation with its steps in order, read from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationView {
+    /// The operation.
+    pub operation: Operation,
+    /// Its steps in ascending order.
+    pub steps: Vec<Step>,
+}

@@ -1,0 +1,147 @@
+//! Read-only queries. Each runs on one read snapshot and never waits for writers.
+
+use jiff::civil::Date;
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::tables::{self, day_key};
+use super::{OperationView, Store};
+use crate::error::{Error, Result};
+use crate::model::{Event, Operation, OperationId, Step};
+
+impl Store {
+    fn snapshot(&self) -> Result<redb::ReadTransaction> {
+        self.db
+            .begin_read()
+            .map_err(|err| Error::storage("reading a snapshot", err))
+    }
+
+    /// Returns the operation with this id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OperationNotFound`] for an unknown id; [`Error::Storage`] and
+    /// [`Error::Decode`] when the file fails.
+    pub fn operation(&self, id: OperationId) -> Result<Operation> {
+        let txn = self.snapshot()?;
+        let table = open(&txn, tables::OPERATIONS)?;
+        tables::read_operation(&table, id)?.ok_or(Error::OperationNotFound { operation: id })
+    }
+
+    /// Returns the operation of `property` on `business_date`, if one was opened.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] and [`Error::Decode`] when the file fails.
+    pub fn find_operation(&self, property: &str, business_date: Date) -> Result<Option<Operation>> {
+        let txn = self.snapshot()?;
+        let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
+        let Some(id) = by_day
+            .get((property, day_key(business_date)))
+            .map_err(|err| Error::storage("reading an operation", err))?
+            .map(|guard| OperationId(guard.value()))
+        else {
+            return Ok(None);
+        };
+        tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)
+    }
+
+    /// Returns an operation's steps in ascending order, read with one range read.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::operation`].
+    pub fn steps(&self, id: OperationId) -> Result<Vec<Step>> {
+        Ok(self.view(id)?.steps)
+    }
+
+    /// Returns an operation and its steps from one snapshot.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::operation`].
+    pub fn view(&self, id: OperationId) -> Result<OperationView> {
+        let txn = self.snapshot()?;
+        let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
+            .ok_or(Error::OperationNotFound { operation: id })?;
+        let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
+        Ok(OperationView { operation, steps })
+    }
+
+    /// Returns the operation of `property` on `business_date` and its steps from one snapshot.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoOperationForDate`] when no operation was opened for that day, and the errors
+    /// of [`Store::operation`].
+    pub fn view_by_date(&self, property: &str, business_date: Date) -> Result<OperationView> {
+        let txn = self.snapshot()?;
+        let id = open(&txn, tables::OPERATIONS_BY_DAY)?
+            .get((property, day_key(business_date)))
+            .map_err(|err| Error::storage("reading an operation", err))?
+            .map(|guard| OperationId(guard.value()))
+            .ok_or_else(|| Error::NoOperationForDate {
+                property: property.to_owned(),
+                business_date,
+            })?;
+        let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
+            .ok_or(Error::OperationNotFound { operation: id })?;
+        let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
+        Ok(OperationView { operation, steps })
+    }
+
+    /// Returns every audit event of an operation, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::operation`].
+    pub fn events(&self, id: OperationId) -> Result<Vec<Event>> {
+        self.events_after(id, 0, usize::MAX)
+    }
+
+    /// Returns up to `limit` events of an operation whose sequence number is above `after`,
+    /// oldest first: a page of the audit trail.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::operation`].
+    pub fn events_after(&self, id: OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let txn = self.snapshot()?;
+        if tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?.is_none() {
+            return Err(Error::OperationNotFound { operation: id });
+        }
+        tables::read_events(&open(&txn, tables::EVENTS)?, id, after, limit)
+    }
+
+    /// Returns up to `limit` operations of `property`, newest business date first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] and [`Error::Decode`] when the file fails.
+    pub fn history(&self, property: &str, limit: usize) -> Result<Vec<Operation>> {
+        let txn = self.snapshot()?;
+        let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
+        let operations = open(&txn, tables::OPERATIONS)?;
+        let range = by_day
+            .range((property, i32::MIN)..=(property, i32::MAX))
+            .map_err(|err| Error::storage("reading history", err))?;
+        let mut result = Vec::new();
+        for entry in range.rev().take(limit) {
+            let (_, id) = entry.map_err(|err| Error::storage("reading history", err))?;
+            let id = OperationId(id.value());
+            let operation = tables::read_operation(&operations, id)?.ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!("operations_by_day names operation {id}, which does not exist"),
+            })?;
+            result.push(operation);
+        }
+        Ok(result)
+    }
+}
+
+fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    definition: redb::TableDefinition<K, V>,
+) -> Result<redb::ReadOnlyTable<K, V>> {
+    txn.open_table(definition)
+        .map_err(|err| Error::storage(format!("opening table `{definition}`"), err))
+}

@@ -1,0 +1,204 @@
+//! The redb tables and typed access to them. Every value passes through [`crate::codec`].
+
+use redb::{ReadableTable, TableDefinition};
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::model::{Event, Operation, OperationId, Step};
+use crate::store::RequestRecord;
+
+/// Format version and id counter.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Operation id to encoded [`Operation`].
+pub(crate) const OPERATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("operations");
+/// `(property, business date as YYYYMMDD)` to operation id: one operation per property and day.
+pub(crate) const OPERATIONS_BY_DAY: TableDefinition<(&str, i32), u64> =
+    TableDefinition::new("operations_by_day");
+/// `(operation id, step order)` to encoded [`Step`]: a step exists at most once per key.
+pub(crate) const STEPS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("steps");
+/// `(operation id, seq)` to encoded [`Event`]: the append-only audit trail.
+pub(crate) const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+/// Request id to the call it answered and the recorded response.
+pub(crate) const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
+
+/// The names of every table an eodstore file has.
+pub(crate) const TABLE_NAMES: [&str; 6] = [
+    "meta",
+    "operations",
+    "operations_by_day",
+    "steps",
+    "events",
+    "requests",
+];
+
+pub(crate) const FORMAT_KEY: &str = "format_version";
+pub(crate) const NEXT_ID_KEY: &str = "next_operation_id";
+
+/// Encodes a business date as a sortable integer key, `YYYYMMDD`.
+pub(crate) fn day_key(date: jiff::civil::Date) -> i32 {
+    i32::from(date.year()) * 10_000 + i32::from(date.month()) * 100 + i32::from(date.day())
+}
+
+fn storage(context: &str) -> impl FnOnce(redb::StorageError) -> Error + '_ {
+    move |err| Error::storage(context, err)
+}
+
+/// Reads an operation record.
+pub(crate) fn read_operation(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: OperationId,
+) -> Result<Option<Operation>> {
+    let Some(guard) = table.get(id.0).map_err(storage("reading an operation"))? else {
+        return Ok(None);
+    };
+    codec::decode("operations", || id.to_string(), guard.value()).map(Some)
+}
+
+/// Reads an operation's steps in order, with one range read.
+pub(crate) fn read_steps(
+    table: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    id: OperationId,
+) -> Result<Vec<Step>> {
+    let range = table
+        .range((id.0, 0)..=(id.0, u32::MAX))
+        .map_err(storage("reading steps"))?;
+    let mut steps = Vec::new();
+    for entry in range {
+        let (key, value) = entry.map_err(storage("reading steps"))?;
+        let (operation, order) = key.value();
+        steps.push(codec::decode(
+            "steps",
+            || format!("({operation}, {order})"),
+            value.value(),
+        )?);
+    }
+    Ok(steps)
+}
+
+/// Reads up to `limit` events of an operation with a sequence number above `after`.
+pub(crate) fn read_events(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    id: OperationId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let Some(first) = after.checked_add(1) else {
+        return Ok(Vec::new());
+    };
+    let range = table
+        .range((id.0, first)..=(id.0, u64::MAX))
+        .map_err(storage("reading events"))?;
+    let mut events = Vec::new();
+    for entry in range.take(limit) {
+        let (key, value) = entry.map_err(storage("reading events"))?;
+        let (operation, seq) = key.value();
+        events.push(codec::decode(
+            "events",
+            || format!("({operation}, {seq})"),
+            value.value(),
+        )?);
+    }
+    Ok(events)
+}
+
+/// Reads the request record stored under `request_id`.
+pub(crate) fn read_request(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    request_id: &str,
+) -> Result<Option<RequestRecord>> {
+    let Some(guard) = table.get(request_id).map_err(storage("reading a request"))? else {
+        return Ok(None);
+    };
+    codec::decode("requests", || format!("`{request_id}`"), guard.value()).map(Some)
+}
+
+/// Every table of one write transaction, opened once.
+pub(crate) struct WriteTables<'txn> {
+    pub(crate) meta: redb::Table<'txn, &'static str, u64>,
+    pub(crate) operations: redb::Table<'txn, u64, &'static [u8]>,
+    pub(crate) by_day: redb::Table<'txn, (&'static str, i32), u64>,
+    pub(crate) steps: redb::Table<'txn, (u64, u32), &'static [u8]>,
+    pub(crate) events: redb::Table<'txn, (u64, u64), &'static [u8]>,
+    pub(crate) requests: redb::Table<'txn, &'static str, &'static [u8]>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    pub(crate) fn open(txn: &'txn redb::WriteTransaction) -> Result<WriteTables<'txn>> {
+        let fail = |err: redb::TableError| Error::storage("opening the tables", err);
+        Ok(WriteTables {
+            meta: txn.open_table(META).map_err(fail)?,
+            operations: txn.open_table(OPERATIONS).map_err(fail)?,
+            by_day: txn.open_table(OPERATIONS_BY_DAY).map_err(fail)?,
+            steps: txn.open_table(STEPS).map_err(fail)?,
+            events: txn.open_table(EVENTS).map_err(fail)?,
+            requests: txn.open_table(REQUESTS).map_err(fail)?,
+        })
+    }
+
+    pub(crate) fn operation(&self, id: OperationId) -> Result<Option<Operation>> {
+        read_operation(&self.operations, id)
+    }
+
+    pub(crate) fn steps(&self, id: OperationId) -> Result<Vec<Step>> {
+        read_steps(&self.steps, id)
+    }
+
+    pub(crate) fn request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
+        read_request(&self.requests, request_id)
+    }
+
+    pub(crate) fn put_operation(&mut self, operation: &Operation) -> Result<()> {
+        let bytes = codec::encode("operation", operation)?;
+        self.operations
+            .insert(operation.id.0, bytes.as_slice())
+            .map_err(storage("writing an operation"))?;
+        Ok(())
+    }
+
+    pub(crate) fn put_step(&mut self, id: OperationId, step: &Step) -> Result<()> {
+        let bytes = codec::encode("step", step)?;
+        self.steps
+            .insert((id.0, step.order), bytes.as_slice())
+            .map_err(storage("writing a step"))?;
+        Ok(())
+    }
+
+    /// Appends an event with the next sequence number of the operation and returns that number.
+    pub(crate) fn append_event(&mut self, id: OperationId, mut event: Event) -> Result<u64> {
+        let last = self
+            .events
+            .range((id.0, 0)..=(id.0, u64::MAX))
+            .map_err(storage("reading events"))?
+            .next_back()
+            .transpose()
+            .map_err(storage("reading events"))?
+            .map_or(0, |(key, _)| key.value().1);
+        event.seq = last + 1;
+        let bytes = codec::encode("event", &event)?;
+        self.events
+            .insert((id.0, event.seq), bytes.as_slice())
+            .map_err(storage("appending an event"))?;
+        Ok(event.seq)
+    }
+
+    pub(crate) fn record_request(&mut self, request_id: &str, record: &RequestRecord) -> Result<()> {
+        let bytes = codec::encode("request", record)?;
+        self.requests
+            .insert(request_id, bytes.as_slice())
+            .map_err(storage("recording a request"))?;
+        Ok(())
+    }
+
+    /// Allocates the next operation id.
+    pub(crate) fn allocate_operation_id(&mut self) -> Result<OperationId> {
+        let next = self
+            .meta
+            .get(NEXT_ID_KEY)
+            .map_err(storage("reading the id counter"))?
+            .map_or(1, |guard| guard.value());
+        self.meta
+            .insert(NEXT_ID_KEY, next + 1)
+            .map_err(storage("writing the id counter"))?;
+        Ok(OperationId(next))
+    }
+}
