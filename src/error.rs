@@ -20,7 +20,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A read-only call found no file at the path. Rejected.
-    #[error("no database at `{path}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation")]
+    #[error(
+        "no database at `{path}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation"
+    )]
     NoDatabase {
         /// The path that does not exist.
         path: PathBuf,
@@ -28,7 +30,9 @@ pub enum Error {
 
     /// The file exists but is not an eodstore database (another program's file, or a redb file
     /// without eodstore's tables). Rejected; the file is left untouched.
-    #[error("`{path}` is not an eodstore database ({reason}): check the path; eodstore never writes into a file it did not create")]
+    #[error(
+        "`{path}` is not an eodstore database ({reason}): check the path; eodstore never writes into a file it did not create"
+    )]
     NotEodstoreFile {
         /// The path of the foreign file.
         path: PathBuf,
@@ -37,7 +41,9 @@ pub enum Error {
     },
 
     /// The file was written by a newer eodstore whose format this build cannot read. Rejected.
-    #[error("`{path}` has eodstore format version {found}, but this build reads versions up to {supported}: upgrade eodstore to open it")]
+    #[error(
+        "`{path}` has eodstore format version {found}, but this build reads versions up to {supported}: upgrade eodstore to open it"
+    )]
     NewerFormat {
         /// The path of the file.
         path: PathBuf,
@@ -58,7 +64,9 @@ pub enum Error {
     },
 
     /// The file, or one record in it, is damaged.
-    #[error("`{path}` is damaged: {detail}; restore it from a backup, or run redb's integrity check and repair on a copy")]
+    #[error(
+        "`{path}` is damaged: {detail}; restore it from a backup, or run redb's integrity check and repair on a copy"
+    )]
     Corrupt {
         /// The damaged file.
         path: PathBuf,
@@ -68,7 +76,9 @@ pub enum Error {
 
     /// A stored record could not be decoded: a damaged record, or one from an unknown record
     /// format.
-    #[error("cannot decode the record at {key} in table `{table}`: {detail}; the file may be damaged or written by a newer eodstore")]
+    #[error(
+        "cannot decode the record at {key} in table `{table}`: {detail}; the file may be damaged or written by a newer eodstore"
+    )]
     Decode {
         /// The table the record sits in.
         table: &'static str,
@@ -79,7 +89,9 @@ pub enum Error {
     },
 
     /// A record could not be encoded for storage. This indicates a bug in eodstore.
-    #[error("cannot encode the {what} record: {detail}; this is a bug in eodstore, please report it")]
+    #[error(
+        "cannot encode the {what} record: {detail}; this is a bug in eodstore, please report it"
+    )]
     Encode {
         /// The kind of record.
         what: &'static str,
@@ -128,7 +140,9 @@ pub enum Error {
     },
 
     /// No operation exists for this property and business date. Rejected.
-    #[error("no operation for property `{property}` on {business_date}: open one with `eod open --date {business_date} --property {property}`")]
+    #[error(
+        "no operation for property `{property}` on {business_date}: open one with `eod open --date {business_date} --property {property}`"
+    )]
     NoOperationForDate {
         /// The property.
         property: String,
@@ -148,7 +162,9 @@ pub enum Error {
     },
 
     /// The operation was seeded with a plan of another identity. Rejected; nothing was written.
-    #[error("operation {operation} was seeded with plan `{stored_plan}`, which differs from the given plan: {difference}; open it with its original plan, or use another date or property")]
+    #[error(
+        "operation {operation} was seeded with plan `{stored_plan}`, which differs from the given plan: {difference}; open it with its original plan, or use another date or property"
+    )]
     PlanConflict {
         /// The operation.
         operation: OperationId,
@@ -159,7 +175,9 @@ pub enum Error {
     },
 
     /// A lower required step has not completed. Rejected.
-    #[error("step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) is {blocking_status}; complete or retry it first")]
+    #[error(
+        "step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) is {blocking_status}; complete or retry it first"
+    )]
     StepOutOfOrder {
         /// The operation.
         operation: OperationId,
@@ -174,7 +192,9 @@ pub enum Error {
     },
 
     /// Another step of the operation is running; one step runs at a time. Rejected.
-    #[error("step {order} of operation {operation} cannot start: step {running_order} is running, claimed by {holder} until {lease_until}; wait for it to finish")]
+    #[error(
+        "step {order} of operation {operation} cannot start: step {running_order} is running, claimed by {holder} until {lease_until}; wait for it to finish"
+    )]
     AnotherStepRunning {
         /// The operation.
         operation: OperationId,
@@ -189,7 +209,9 @@ pub enum Error {
     },
 
     /// The step is running under a live claim held by someone else. Rejected.
-    #[error("step {order} of operation {operation} is already running, claimed by {holder} until {lease_until}; wait for it, or take it over after the lease ends")]
+    #[error(
+        "step {order} of operation {operation} is already running, claimed by {holder} until {lease_until}; wait for it, or take it over after the lease ends"
+    )]
     ClaimHeld {
         /// The operation.
         operation: OperationId,
@@ -202,7 +224,9 @@ pub enum Error {
     },
 
     /// Complete, fail or renew was called without the step's current claim. Rejected.
-    #[error("step {order} of operation {operation} is {status}{held}; the given claim `{claim}` is not its current claim, so only the current holder may finish it")]
+    #[error(
+        "step {order} of operation {operation} is {status}{held}; the given claim `{claim}` is not its current claim, so only the current holder may finish it"
+    )]
     WrongClaim {
         /// The operation.
         operation: OperationId,
@@ -217,7 +241,9 @@ pub enum Error {
     },
 
     /// The action is not allowed from the step's current status. Rejected.
-    #[error("cannot {action} step {order} (`{code}`) of operation {operation}: it is {status}; {allowed}")]
+    #[error(
+        "cannot {action} step {order} (`{code}`) of operation {operation}: its status is {status}; {allowed}"
+    )]
     InvalidTransition {
         /// The operation.
         operation: OperationId,
@@ -234,7 +260,9 @@ pub enum Error {
     },
 
     /// A required step cannot be skipped by a person. Rejected.
-    #[error("cannot skip step {order} (`{code}`) of operation {operation}: it is required; run it, or retry it if it failed")]
+    #[error(
+        "cannot skip step {order} (`{code}`) of operation {operation}: it is required; run it, or retry it if it failed"
+    )]
     RequiredStep {
         /// The operation.
         operation: OperationId,
@@ -254,7 +282,9 @@ pub enum Error {
     },
 
     /// A request id was used before for a different call. Rejected.
-    #[error("request id `{request_id}` was already used for {stored}, not for {given}; use a new request id for a new call")]
+    #[error(
+        "request id `{request_id}` was already used for {stored}, not for {given}; use a new request id for a new call"
+    )]
     RequestIdReused {
         /// The request id.
         request_id: String,
@@ -266,7 +296,9 @@ pub enum Error {
 
     /// A runner was given a plan with a required step that has no handler. Rejected before any
     /// step started.
-    #[error("required step {order} (`{code}`) has no handler: register one for `{code}` before running")]
+    #[error(
+        "required step {order} (`{code}`) has no handler: register one for `{code}` before running"
+    )]
     MissingHandler {
         /// The step's order.
         order: u32,
@@ -353,7 +385,11 @@ mod tests {
     #[test]
     fn error_stays_small() {
         // Boxed payloads keep `Result<T>` cheap to move on the hot path.
-        assert!(std::mem::size_of::<Error>() <= 120, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() <= 120,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]

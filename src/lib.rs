@@ -13,11 +13,12 @@ mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCategory, Result};
 pub use model::{
-    Claim, Event, EventKind, Operation, OperationId, OperationStatus, PlanIdentityStep,
-    ProcessRef, Step, StepStatus, parse_business_date,
+    Claim, Event, EventKind, Operation, OperationId, OperationStatus, PlanIdentityStep, ProcessRef,
+    Step, StepStatus, parse_business_date,
 };
 pub use plan::{Plan, PlanStep};
 pub use store::{
-    Caller, ConcurrencyMode, DEFAULT_LEASE, Durability, FORMAT_VERSION, MAX_MESSAGE, MAX_OUTPUT_TAIL,
-    MAX_PROPERTY_CHARS, Opened, OperationView, SeededStep, Started, Store, StoreOptions,
+    Caller, ConcurrencyMode, DEFAULT_LEASE, DEFAULT_OPEN_TIMEOUT, Durability, FORMAT_VERSION,
+    MAX_MESSAGE, MAX_OUTPUT_TAIL, MAX_PROPERTY_CHARS, Opened, OperationView, SeededStep, Started,
+    Store, StoreOptions, validate_property,
 };

@@ -42,10 +42,15 @@ pub fn parse_business_date(text: &str) -> Result<Date> {
             .enumerate()
             .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
     if !shape_ok {
-        return Err(invalid("expected a date as YYYY-MM-DD, such as 2026-12-04".into()));
+        return Err(invalid(
+            "expected a date as YYYY-MM-DD, such as 2026-12-04".into(),
+        ));
     }
-    text.parse::<Date>()
-        .map_err(|err| invalid(format!("{err}; expected a real calendar date as YYYY-MM-DD")))
+    text.parse::<Date>().map_err(|err| {
+        invalid(format!(
+            "{err}; expected a real calendar date as YYYY-MM-DD"
+        ))
+    })
 }
 
 /// The state of one step.
@@ -257,6 +262,30 @@ pub enum EventKind {
     OperationFinished,
 }
 
+impl EventKind {
+    /// Returns the snake-case name used in messages and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::OperationCreated => "operation_created",
+            EventKind::StepsSeeded => "steps_seeded",
+            EventKind::Started => "started",
+            EventKind::TakenOver => "taken_over",
+            EventKind::LeaseRenewed => "lease_renewed",
+            EventKind::Completed => "completed",
+            EventKind::Failed => "failed",
+            EventKind::Skipped => "skipped",
+            EventKind::Retried => "retried",
+            EventKind::OperationFinished => "operation_finished",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One entry of an operation's append-only audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -290,10 +319,18 @@ mod tests {
 
     #[test]
     fn business_date_rejects_malformed() {
-        for text in ["2026-13-01", "2026-02-30", "26-12-04", "2026/12/04", "", "2026-12-04T00:00"] {
+        for text in [
+            "2026-13-01",
+            "2026-02-30",
+            "26-12-04",
+            "2026/12/04",
+            "",
+            "2026-12-04T00:00",
+        ] {
             let err = parse_business_date(text).unwrap_err();
             assert!(
-                err.to_string().starts_with(&format!("invalid business date `{text}`")),
+                err.to_string()
+                    .starts_with(&format!("invalid business date `{text}`")),
                 "{err}"
             );
         }
@@ -317,7 +354,10 @@ mod tests {
             claim: None,
         };
 
-        assert_eq!(OperationStatus::of(&[step(true, Pending, 0)]), OperationStatus::Open);
+        assert_eq!(
+            OperationStatus::of(&[step(true, Pending, 0)]),
+            OperationStatus::Open
+        );
         assert_eq!(
             OperationStatus::of(&[step(true, Completed, 1), step(true, Pending, 0)]),
             OperationStatus::Running
@@ -335,6 +375,9 @@ mod tests {
             OperationStatus::Completed
         );
         // A retried step is pending again but has attempts: the operation has started.
-        assert_eq!(OperationStatus::of(&[step(true, Pending, 1)]), OperationStatus::Running);
+        assert_eq!(
+            OperationStatus::of(&[step(true, Pending, 1)]),
+            OperationStatus::Running
+        );
     }
 }

@@ -163,13 +163,12 @@ impl Plan {
     ///
     /// # Errors
     ///
-    /// Returns [`Error::Io`] when the file cannot be read, and the errors of
+    /// Returns [`Error::PlanFile`] when the file cannot be read, and the errors of
     /// [`Plan::from_toml`].
     pub fn from_file(path: &Path) -> Result<Plan> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            action: "read plan file",
+        let text = std::fs::read_to_string(path).map_err(|err| Error::PlanFile {
             path: path.to_owned(),
-            source,
+            problem: err.to_string(),
         })?;
         Plan::from_toml(&text, &path.display().to_string())
     }
@@ -209,7 +208,11 @@ pub(crate) fn first_difference(
     given: &[PlanIdentityStep],
 ) -> Option<String> {
     let describe = |step: &PlanIdentityStep| {
-        let kind = if step.required { "required" } else { "optional" };
+        let kind = if step.required {
+            "required"
+        } else {
+            "optional"
+        };
         format!("step `{}` ({kind})", step.code)
     };
     for index in 0..stored.len().max(given.len()) {
@@ -277,7 +280,10 @@ fn validate(name: &str, steps: &[PlanStep]) -> Result<()> {
         ));
     }
     if steps.is_empty() {
-        return Err(invalid("steps".into(), "a plan needs at least one step".into()));
+        return Err(invalid(
+            "steps".into(),
+            "a plan needs at least one step".into(),
+        ));
     }
     let mut orders = HashSet::new();
     let mut codes = HashSet::new();
@@ -323,10 +329,7 @@ fn validate(name: &str, steps: &[PlanStep]) -> Result<()> {
             ));
         }
         if step.timeout_seconds == Some(0) {
-            return Err(invalid(
-                entry,
-                "timeout_seconds must be at least 1".into(),
-            ));
+            return Err(invalid(entry, "timeout_seconds must be at least 1".into()));
         }
     }
     Ok(())
@@ -383,11 +386,26 @@ mod tests {
 
     #[test]
     fn plan_rejects_empty_parts() {
-        assert!(Plan::new("p", vec![]).unwrap_err().to_string().contains("at least one step"));
-        assert!(Plan::new("p", vec![step(1, "")]).unwrap_err().to_string().contains("code ``"));
+        assert!(
+            Plan::new("p", vec![])
+                .unwrap_err()
+                .to_string()
+                .contains("at least one step")
+        );
+        assert!(
+            Plan::new("p", vec![step(1, "")])
+                .unwrap_err()
+                .to_string()
+                .contains("code ``")
+        );
         let mut blank = step(1, "a");
         blank.name = "  ".into();
-        assert!(Plan::new("p", vec![blank]).unwrap_err().to_string().contains("name of `a`"));
+        assert!(
+            Plan::new("p", vec![blank])
+                .unwrap_err()
+                .to_string()
+                .contains("name of `a`")
+        );
         assert!(Plan::new(" ", vec![step(1, "a")]).is_err());
         assert!(Plan::new("p", vec![step(1, "a"), step(2, "a")]).is_err());
         assert!(Plan::new("p", vec![step(1, "has space")]).is_err());
@@ -420,9 +438,12 @@ timeout_seconds = 5
 
     #[test]
     fn toml_errors_name_file_and_entry() {
-        let err = Plan::from_toml("name = \"p\"\n[[steps]]\norder = 1\ncode = \"a\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Plan::from_toml(
+            "name = \"p\"\n[[steps]]\norder = 1\ncode = \"a\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("cannot read plan file `x.toml`:"), "{err}");
         assert!(err.contains("name"), "{err}");
         let err = Plan::from_toml(
@@ -446,8 +467,12 @@ timeout_seconds = 5
 
     #[test]
     fn difference_names_order_and_codes() {
-        let a = Plan::new("a", vec![step(1, "x"), step(2, "y")]).unwrap().identity();
-        let b = Plan::new("b", vec![step(1, "x"), step(2, "z")]).unwrap().identity();
+        let a = Plan::new("a", vec![step(1, "x"), step(2, "y")])
+            .unwrap()
+            .identity();
+        let b = Plan::new("b", vec![step(1, "x"), step(2, "z")])
+            .unwrap()
+            .identity();
         assert_eq!(first_difference(&a, &a), None);
         assert_eq!(
             first_difference(&a, &b).unwrap(),
@@ -464,12 +489,16 @@ timeout_seconds = 5
         );
         let mut optional = step(2, "y");
         optional.required = false;
-        let d = Plan::new("d", vec![step(1, "x"), optional]).unwrap().identity();
+        let d = Plan::new("d", vec![step(1, "x"), optional])
+            .unwrap()
+            .identity();
         assert_eq!(
             first_difference(&a, &d).unwrap(),
             "at order 2 step `y` is required in the stored plan, optional in the given one"
         );
-        let e = Plan::new("e", vec![step(1, "x"), step(3, "y")]).unwrap().identity();
+        let e = Plan::new("e", vec![step(1, "x"), step(3, "y")])
+            .unwrap()
+            .identity();
         assert_eq!(
             first_difference(&a, &e).unwrap(),
             "only the stored plan has order 2 (step `y` (required))"

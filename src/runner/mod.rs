@@ -244,7 +244,11 @@ impl<'s, 'h> Runner<'s, 'h> {
         progress(&Progress::Opened(&opened));
         let operation_id = opened.operation.id;
         let created = opened.created;
-        let orders: Vec<u32> = opened.steps.iter().map(|seeded| seeded.step.order).collect();
+        let orders: Vec<u32> = opened
+            .steps
+            .iter()
+            .map(|seeded| seeded.step.order)
+            .collect();
 
         for order in orders {
             // Read the step afresh: a person may have changed it between runs.
@@ -259,10 +263,14 @@ impl<'s, 'h> Runner<'s, 'h> {
             if !self.handlers.contains_key(&step.code) {
                 match self.missing {
                     MissingHandler::Pause => {
-                        return self.report(operation_id, created, RunOutcome::Paused {
-                            order,
-                            code: step.code.clone(),
-                        });
+                        return self.report(
+                            operation_id,
+                            created,
+                            RunOutcome::Paused {
+                                order,
+                                code: step.code.clone(),
+                            },
+                        );
                     }
                     MissingHandler::Reject => {
                         let skipped = self.store.skip_step(
@@ -284,11 +292,15 @@ impl<'s, 'h> Runner<'s, 'h> {
             }
             let finished = self.run_step(&view.operation, order, &mut progress)?;
             if finished.status == StepStatus::Failed {
-                return self.report(operation_id, created, RunOutcome::Failed {
-                    order,
-                    code: finished.code.clone(),
-                    error: finished.last_error.clone().unwrap_or_default(),
-                });
+                return self.report(
+                    operation_id,
+                    created,
+                    RunOutcome::Failed {
+                        order,
+                        code: finished.code.clone(),
+                        error: finished.last_error.clone().unwrap_or_default(),
+                    },
+                );
             }
         }
         self.report(operation_id, created, RunOutcome::Completed)

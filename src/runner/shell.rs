@@ -37,7 +37,8 @@ fn run_command(
     environment: &ShellEnvironment,
     context: &StepContext<'_>,
 ) -> HandlerResult {
-    let spawn_error = |err: std::io::Error| HandlerError::new(format!("cannot run `sh -c {command}`: {err}"));
+    let spawn_error =
+        |err: std::io::Error| HandlerError::new(format!("cannot run `sh -c {command}`: {err}"));
     let (mut reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let mut shell = Command::new("sh");
     shell
@@ -45,7 +46,10 @@ fn run_command(
         .arg(command)
         .env("EOD_OPERATION_ID", context.operation.id.to_string())
         .env("EOD_PROPERTY", &context.operation.property)
-        .env("EOD_BUSINESS_DATE", context.operation.business_date.to_string())
+        .env(
+            "EOD_BUSINESS_DATE",
+            context.operation.business_date.to_string(),
+        )
         .env("EOD_STEP_CODE", &context.step.code)
         .env("EOD_STEP_ORDER", context.step.order.to_string())
         .env("EOD_ATTEMPT", context.attempt().to_string())
@@ -97,7 +101,9 @@ fn run_command(
         std::thread::sleep(Duration::from_millis(10));
     };
     // A background process that keeps the pipe open must not hang the run.
-    let bytes = output.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+    let bytes = output
+        .recv_timeout(Duration::from_secs(2))
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
     let output = Some(tail(&text, MAX_OUTPUT_TAIL).to_owned()).filter(|text| !text.is_empty());
 

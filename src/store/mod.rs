@@ -16,16 +16,19 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{Claim, Operation, ProcessRef, Step};
 
+pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};
-pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};
 pub(crate) use transition::tail;
-pub use seed::MAX_PROPERTY_CHARS;
+pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};
 
 /// The newest store format this build reads and the one it writes into new files.
 pub const FORMAT_VERSION: u64 = 1;
 
 /// How long a claim lasts unless the caller asks for another lease.
 pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_mins(5);
+
+/// How long an open waits for another process's file lock unless told otherwise.
+pub const DEFAULT_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How commits reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +71,7 @@ pub struct StoreOptions {
     pub(crate) concurrency: ConcurrencyMode,
     pub(crate) lease: SignedDuration,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) open_timeout: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -78,7 +82,7 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Returns the defaults: open an existing file only, [`Durability::Immediate`],
-    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock.
+    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, an open timeout of [`DEFAULT_OPEN_TIMEOUT`].
     pub fn new() -> StoreOptions {
         StoreOptions {
             create: false,
@@ -86,6 +90,7 @@ impl StoreOptions {
             concurrency: ConcurrencyMode::MultiWriter,
             lease: DEFAULT_LEASE,
             clock: Arc::new(SystemClock),
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
         }
     }
 
@@ -111,6 +116,13 @@ impl StoreOptions {
     /// Sets the lease of claims taken without an explicit lease (default [`DEFAULT_LEASE`]).
     pub fn lease(mut self, lease: SignedDuration) -> StoreOptions {
         self.lease = lease;
+        self
+    }
+
+    /// Sets how long an open waits for a file lock held by another process before failing with
+    /// [`Error::Busy`] (default [`DEFAULT_OPEN_TIMEOUT`]).
+    pub fn open_timeout(mut self, timeout: std::time::Duration) -> StoreOptions {
+        self.open_timeout = timeout;
         self
     }
 
@@ -166,7 +178,14 @@ impl Caller {
         &self.actor
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the caller's fields: the actor and any request id must be 1 to 200 characters,
+    /// not blank and without control characters; a lease must be above zero and at most 7 days.
+    /// Every write call runs this check first; callers may run it before creating a file.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::InvalidInput`] naming the first invalid field.
+    pub fn validate(&self) -> Result<()> {
         check_text("actor", &self.actor, 200)?;
         if let Some(request_id) = &self.request_id {
             check_text("request id", request_id, 200)?;
@@ -275,12 +294,19 @@ impl Store {
             txn.set_durability(redb::Durability::None)
                 .map_err(|err| Error::storage(format!("setting durability to {context}"), err))?;
         }
-        let value = {
+        let (value, changed) = {
             let mut tables = tables::WriteTables::open(&txn)?;
-            body(&mut tables)?
+            let value = body(&mut tables)?;
+            (value, tables.changed)
         };
-        txn.commit()
-            .map_err(|err| Error::storage(format!("committing {context}"), err))?;
+        if changed {
+            txn.commit()
+                .map_err(|err| Error::storage(format!("committing {context}"), err))?;
+        } else {
+            txn.abort().map_err(|err| {
+                Error::storage(format!("ending the read-only write to {context}"), err)
+            })?;
+        }
         Ok(value)
     }
 

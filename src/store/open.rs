@@ -3,6 +3,8 @@
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable, TableHandle};
 
@@ -41,34 +43,45 @@ impl Store {
                     .into(),
             });
         }
-        check_signature(&path, options.create)?;
+        let existing = check_signature(&path, options.create)?;
+        let mode = options.concurrency;
 
-        let mut builder = redb::Builder::new();
-        builder.set_concurrency_mode(match options.concurrency {
-            ConcurrencyMode::ExclusiveWriter => redb::ConcurrencyMode::ExclusiveWriter,
-            ConcurrencyMode::SingleWriter => redb::ConcurrencyMode::SingleWriter,
-            ConcurrencyMode::MultiWriter => redb::ConcurrencyMode::MultiWriter,
-        });
-        // redb documents that opening a file damaged from outside may panic; such a panic is
-        // reported as a damaged file, never passed on to the caller.
-        let opened = catch_unwind(AssertUnwindSafe(|| {
-            if options.create {
-                builder.create(&path)
+        // Inspect an existing file read-only first, so that a foreign or newer file is rejected
+        // before redb opens it for writing (which may update its header). A file that redb
+        // cannot open read-only, such as one that needs recovery after a crash, goes on to the
+        // read-write open, which recovers it and runs the same checks.
+        if existing {
+            let inspect_path = path.clone();
+            let inspected = open_bounded(&path, options.open_timeout, move || {
+                let db = redb_builder(mode).open_read_only(&inspect_path)?;
+                Ok(read_format(&db, &inspect_path))
+            });
+            match inspected {
+                Ok(Ok(Some(version))) if version > FORMAT_VERSION => {
+                    return Err(Error::NewerFormat {
+                        path,
+                        found: version,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Ok(Err(err @ Error::NotEodstoreFile { .. })) | Err(err @ Error::Busy { .. }) => {
+                    return Err(err);
+                }
+                _ => {}
+            }
+        }
+
+        let create = options.create;
+        let open_path = path.clone();
+        let db = open_bounded(&path, options.open_timeout, move || {
+            let builder = redb_builder(mode);
+            if create {
+                builder.create(&open_path)
             } else {
-                builder.open(&path)
+                builder.open(&open_path)
             }
-        }));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(err)) => return Err(open_error(&path, err)),
-            Err(_) => {
-                return Err(Error::Corrupt {
-                    path,
-                    detail: "redb failed while reading the file's header".into(),
-                });
-            }
-        };
-        tracing::debug!(path = %path.display(), mode = ?options.concurrency, "opened store");
+        })?;
+        tracing::debug!(path = %path.display(), ?mode, "opened store");
         let store = Store { db, path, options };
         store.check_format()?;
         Ok(store)
@@ -76,7 +89,7 @@ impl Store {
 
     /// Checks the format version, and gives a new, empty redb file eodstore's tables.
     fn check_format(&self) -> Result<()> {
-        let found = self.read_format()?;
+        let found = read_format(&self.db, &self.path)?;
         match found {
             Some(version) if version > FORMAT_VERSION => Err(Error::NewerFormat {
                 path: self.path.clone(),
@@ -88,40 +101,6 @@ impl Store {
         }
     }
 
-    /// Returns the recorded format version, or `None` for a redb file with no tables at all.
-    fn read_format(&self) -> Result<Option<u64>> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|err| Error::storage("reading the format version", err))?;
-        let names: Vec<String> = txn
-            .list_tables()
-            .map_err(|err| Error::storage("listing tables", err))?
-            .map(|handle| handle.name().to_owned())
-            .collect();
-        if names.is_empty() {
-            return Ok(None);
-        }
-        let foreign = |reason: String| Error::NotEodstoreFile {
-            path: self.path.clone(),
-            reason,
-        };
-        if !names.iter().any(|name| name == "meta") {
-            return Err(foreign(format!(
-                "it is a redb database with the tables {}, but no eodstore `meta` table",
-                names.join(", ")
-            )));
-        }
-        let meta = txn
-            .open_table(META)
-            .map_err(|err| foreign(format!("its `meta` table has another layout: {err}")))?;
-        let version = meta
-            .get(FORMAT_KEY)
-            .map_err(|err| Error::storage("reading the format version", err))?
-            .ok_or_else(|| foreign("its `meta` table records no format version".into()))?;
-        Ok(Some(version.value()))
-    }
-
     /// Creates every table and records the format version, unless a racing opener did first.
     fn initialize(&self) -> Result<()> {
         if let Some(name) = self.foreign_tables()? {
@@ -131,15 +110,14 @@ impl Store {
             });
         }
         self.write("initialize the store", |tables| {
-            if tables.meta.get(FORMAT_KEY).map_err(|err| Error::storage("reading meta", err))?.is_none() {
-                tables
-                    .meta
-                    .insert(FORMAT_KEY, FORMAT_VERSION)
-                    .map_err(|err| Error::storage("writing the format version", err))?;
-                tables
-                    .meta
-                    .insert(tables::NEXT_ID_KEY, 1)
-                    .map_err(|err| Error::storage("writing the id counter", err))?;
+            let present = tables
+                .meta
+                .get(FORMAT_KEY)
+                .map_err(|err| Error::storage("reading the format version", err))?
+                .is_some();
+            if !present {
+                tables.put_meta(FORMAT_KEY, FORMAT_VERSION)?;
+                tables.put_meta(tables::NEXT_ID_KEY, 1)?;
                 tracing::debug!(path = %self.path.display(), "initialized store");
             }
             Ok(())
@@ -160,14 +138,109 @@ impl Store {
     }
 }
 
+/// Returns the recorded format version, or `None` for a redb file with no tables at all.
+fn read_format(db: &impl ReadableDatabase, path: &Path) -> Result<Option<u64>> {
+    let txn = db
+        .begin_read()
+        .map_err(|err| Error::storage("reading the format version", err))?;
+    let names: Vec<String> = txn
+        .list_tables()
+        .map_err(|err| Error::storage("listing tables", err))?
+        .map(|handle| handle.name().to_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let foreign = |reason: String| Error::NotEodstoreFile {
+        path: path.to_owned(),
+        reason,
+    };
+    if !names.iter().any(|name| name == "meta") {
+        return Err(foreign(format!(
+            "it is a redb database with the tables {}, but no eodstore `meta` table",
+            names.join(", ")
+        )));
+    }
+    let meta = txn
+        .open_table(META)
+        .map_err(|err| foreign(format!("its `meta` table has another layout: {err}")))?;
+    let version = meta
+        .get(FORMAT_KEY)
+        .map_err(|err| Error::storage("reading the format version", err))?
+        .ok_or_else(|| foreign("its `meta` table records no format version".into()))?;
+    Ok(Some(version.value()))
+}
+
+fn redb_builder(mode: ConcurrencyMode) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_concurrency_mode(match mode {
+        ConcurrencyMode::ExclusiveWriter => redb::ConcurrencyMode::ExclusiveWriter,
+        ConcurrencyMode::SingleWriter => redb::ConcurrencyMode::SingleWriter,
+        ConcurrencyMode::MultiWriter => redb::ConcurrencyMode::MultiWriter,
+    });
+    builder
+}
+
+/// Runs a redb open on a helper thread and waits at most `timeout` for it.
+///
+/// redb's open waits without limit for a file lock that another process holds (a process with
+/// the file in exclusive-writer mode, or one inside a write transaction), so the wait is bounded
+/// here. A timed-out open is left to finish on its own thread and then dropped. redb documents
+/// that opening a file damaged from outside may panic; such a panic is reported as a damaged
+/// file.
+fn open_bounded<T: Send + 'static>(
+    path: &Path,
+    timeout: Duration,
+    open: impl FnOnce() -> std::result::Result<T, redb::DatabaseError> + Send + 'static,
+) -> Result<T> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("eodstore-open".into())
+        .spawn(move || {
+            let _ = sender.send(catch_unwind(AssertUnwindSafe(open)));
+        })
+        .map_err(|source| Error::Io {
+            action: "start a thread to open",
+            path: path.to_owned(),
+            source,
+        })?;
+    match receiver.recv_timeout(timeout) {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(err))) => Err(open_error(path, err)),
+        Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::Corrupt {
+            path: path.to_owned(),
+            detail: "redb failed while reading the file's header".into(),
+        }),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Busy {
+            path: path.to_owned(),
+            detail: format!(
+                "another process has held its lock for over {} s, either with the file open in \
+                 exclusive-writer mode or inside a long write transaction; close that program \
+                 or try again later",
+                timeout.as_secs_f64()
+            ),
+        }),
+    }
+}
+
 /// Rejects a missing file (unless creating) and a non-empty file that is not a redb file, before
-/// redb sees it.
-fn check_signature(path: &Path, create: bool) -> Result<()> {
+/// redb sees it. Returns whether a non-empty file exists.
+fn check_signature(path: &Path, create: bool) -> Result<bool> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty());
+            if create && parent.is_some_and(|parent| !parent.is_dir()) {
+                return Err(Error::InvalidInput {
+                    what: "database path",
+                    value: path.display().to_string(),
+                    expected: "a file in an existing directory; create the directory first".into(),
+                });
+            }
             return if create {
-                Ok(())
+                Ok(false)
             } else {
                 Err(Error::NoDatabase {
                     path: path.to_owned(),
@@ -198,8 +271,11 @@ fn check_signature(path: &Path, create: bool) -> Result<()> {
         .take(REDB_MAGIC.len() as u64)
         .read_to_end(&mut head)
         .map_err(io_error)?;
-    if head.is_empty() || head == REDB_MAGIC {
-        return Ok(());
+    if head.is_empty() {
+        return Ok(false);
+    }
+    if head == REDB_MAGIC {
+        return Ok(true);
     }
     Err(Error::NotEodstoreFile {
         path: path.to_owned(),

@@ -128,10 +128,11 @@ impl Store {
         for entry in range.rev().take(limit) {
             let (_, id) = entry.map_err(|err| Error::storage("reading history", err))?;
             let id = OperationId(id.value());
-            let operation = tables::read_operation(&operations, id)?.ok_or_else(|| Error::Corrupt {
-                path: self.path.clone(),
-                detail: format!("operations_by_day names operation {id}, which does not exist"),
-            })?;
+            let operation =
+                tables::read_operation(&operations, id)?.ok_or_else(|| Error::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("operations_by_day names operation {id}, which does not exist"),
+                })?;
             result.push(operation);
         }
         Ok(result)

@@ -14,6 +14,16 @@ use crate::plan::{Plan, first_difference};
 /// The longest property name accepted, in characters.
 pub const MAX_PROPERTY_CHARS: usize = 200;
 
+/// Checks a property name as [`Store::open_operation`] does: 1 to [`MAX_PROPERTY_CHARS`]
+/// characters, not blank, without control characters.
+///
+/// # Errors
+///
+/// Returns [`Error::InvalidInput`] naming the property.
+pub fn validate_property(property: &str) -> Result<()> {
+    check_text("property", property, MAX_PROPERTY_CHARS)
+}
+
 /// One step in the result of [`Store::open_operation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeededStep {
@@ -60,13 +70,15 @@ impl Store {
         plan: &Plan,
         caller: &Caller,
     ) -> Result<Opened> {
-        check_text("property", property, MAX_PROPERTY_CHARS)?;
+        validate_property(property)?;
         caller.validate()?;
         let call = format!(
             "open of property `{property}` on {business_date} with plan `{}`",
             plan.name()
         );
-        if let Some(opened) = self.open_from_snapshot(property, business_date, plan, caller, &call)? {
+        if let Some(opened) =
+            self.open_from_snapshot(property, business_date, plan, caller, &call)?
+        {
             return Ok(opened);
         }
         let now = self.now();
@@ -218,10 +230,7 @@ fn find_or_create_operation(
         created_by: caller.actor.clone(),
         finished_at: None,
     };
-    tables
-        .by_day
-        .insert(key, id.0)
-        .map_err(|err| Error::storage("indexing an operation", err))?;
+    tables.index_operation(key, id)?;
     tables.put_operation(&operation)?;
     tables.append_event(
         id,

@@ -106,14 +106,21 @@ pub(crate) fn read_request(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     request_id: &str,
 ) -> Result<Option<RequestRecord>> {
-    let Some(guard) = table.get(request_id).map_err(storage("reading a request"))? else {
+    let Some(guard) = table
+        .get(request_id)
+        .map_err(storage("reading a request"))?
+    else {
         return Ok(None);
     };
     codec::decode("requests", || format!("`{request_id}`"), guard.value()).map(Some)
 }
 
 /// Every table of one write transaction, opened once.
+///
+/// Writes go through the methods below, which mark the transaction changed; a transaction that
+/// changed nothing is aborted instead of committed, which saves the commit's fsync.
 pub(crate) struct WriteTables<'txn> {
+    pub(crate) changed: bool,
     pub(crate) meta: redb::Table<'txn, &'static str, u64>,
     pub(crate) operations: redb::Table<'txn, u64, &'static [u8]>,
     pub(crate) by_day: redb::Table<'txn, (&'static str, i32), u64>,
@@ -126,6 +133,7 @@ impl<'txn> WriteTables<'txn> {
     pub(crate) fn open(txn: &'txn redb::WriteTransaction) -> Result<WriteTables<'txn>> {
         let fail = |err: redb::TableError| Error::storage("opening the tables", err);
         Ok(WriteTables {
+            changed: false,
             meta: txn.open_table(META).map_err(fail)?,
             operations: txn.open_table(OPERATIONS).map_err(fail)?,
             by_day: txn.open_table(OPERATIONS_BY_DAY).map_err(fail)?,
@@ -148,6 +156,7 @@ impl<'txn> WriteTables<'txn> {
     }
 
     pub(crate) fn put_operation(&mut self, operation: &Operation) -> Result<()> {
+        self.changed = true;
         let bytes = codec::encode("operation", operation)?;
         self.operations
             .insert(operation.id.0, bytes.as_slice())
@@ -156,6 +165,7 @@ impl<'txn> WriteTables<'txn> {
     }
 
     pub(crate) fn put_step(&mut self, id: OperationId, step: &Step) -> Result<()> {
+        self.changed = true;
         let bytes = codec::encode("step", step)?;
         self.steps
             .insert((id.0, step.order), bytes.as_slice())
@@ -173,6 +183,7 @@ impl<'txn> WriteTables<'txn> {
             .transpose()
             .map_err(storage("reading events"))?
             .map_or(0, |(key, _)| key.value().1);
+        self.changed = true;
         event.seq = last + 1;
         let bytes = codec::encode("event", &event)?;
         self.events
@@ -181,11 +192,34 @@ impl<'txn> WriteTables<'txn> {
         Ok(event.seq)
     }
 
-    pub(crate) fn record_request(&mut self, request_id: &str, record: &RequestRecord) -> Result<()> {
+    pub(crate) fn record_request(
+        &mut self,
+        request_id: &str,
+        record: &RequestRecord,
+    ) -> Result<()> {
+        self.changed = true;
         let bytes = codec::encode("request", record)?;
         self.requests
             .insert(request_id, bytes.as_slice())
             .map_err(storage("recording a request"))?;
+        Ok(())
+    }
+
+    /// Maps `(property, business date)` to an operation id.
+    pub(crate) fn index_operation(&mut self, key: (&str, i32), id: OperationId) -> Result<()> {
+        self.changed = true;
+        self.by_day
+            .insert(key, id.0)
+            .map_err(storage("indexing an operation"))?;
+        Ok(())
+    }
+
+    /// Sets a value in the `meta` table.
+    pub(crate) fn put_meta(&mut self, key: &str, value: u64) -> Result<()> {
+        self.changed = true;
+        self.meta
+            .insert(key, value)
+            .map_err(storage("writing meta"))?;
         Ok(())
     }
 
@@ -196,9 +230,7 @@ impl<'txn> WriteTables<'txn> {
             .get(NEXT_ID_KEY)
             .map_err(storage("reading the id counter"))?
             .map_or(1, |guard| guard.value());
-        self.meta
-            .insert(NEXT_ID_KEY, next + 1)
-            .map_err(storage("writing the id counter"))?;
+        self.put_meta(NEXT_ID_KEY, next + 1)?;
         Ok(OperationId(next))
     }
 }

@@ -74,7 +74,12 @@ impl Store {
     /// - [`Error::ClaimHeld`] when the step runs under a live claim.
     /// - [`Error::InvalidTransition`] when the step failed (retry it first) or has ended.
     /// - [`Error::RequestIdReused`], [`Error::InvalidInput`], [`Error::Storage`].
-    pub fn start_step(&self, operation: OperationId, order: u32, caller: &Caller) -> Result<Started> {
+    pub fn start_step(
+        &self,
+        operation: OperationId,
+        order: u32,
+        caller: &Caller,
+    ) -> Result<Started> {
         caller.validate()?;
         let call = format!("start of step {order} of operation {operation}");
         let lease = caller.lease.unwrap_or(self.options.lease);
@@ -120,7 +125,11 @@ impl Store {
         if let Some(previous) = &started.took_over_from {
             tracing::warn!(operation_id = operation.0, step_order = order, %previous, "took over a running step");
         }
-        tracing::debug!(operation_id = operation.0, step_order = order, "started step");
+        tracing::debug!(
+            operation_id = operation.0,
+            step_order = order,
+            "started step"
+        );
         Ok(started)
     }
 
@@ -225,7 +234,11 @@ impl Store {
         caller: &Caller,
     ) -> Result<Step> {
         caller.validate()?;
-        let verb = if error.is_some() { "failure" } else { "completion" };
+        let verb = if error.is_some() {
+            "failure"
+        } else {
+            "completion"
+        };
         let call = format!("{verb} of step {order} of operation {operation} claim {token}");
         let now = self.now();
         let step = self.write_request(caller, &call, |tables| {
@@ -248,7 +261,15 @@ impl Store {
                     (EventKind::Completed, None)
                 }
             };
-            commit_change(tables, &mut loaded, StepStatus::Running, kind, caller, now, message)
+            commit_change(
+                tables,
+                &mut loaded,
+                StepStatus::Running,
+                kind,
+                caller,
+                now,
+                message,
+            )
         })?;
         tracing::debug!(operation_id = operation.0, step_order = order, status = %step.status, "finished step");
         Ok(step)
