@@ -1,0 +1,262 @@
+//! The command line: global options, subcommands and their arguments, parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The exit codes, shown under `eod --help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  storage or internal error (the file failed or is damaged)
+  2  usage error (unknown command or option, missing or malformed argument)
+  3  rejected request (invalid input, not found, conflict, wrong state); nothing changed
+  4  a run stopped at a failed step
+  5  a run paused at a manual step
+  6  the database is busy or locked by another process";
+
+/// Returns the library's default lease in whole seconds, shown as the `--lease-secs` default.
+fn default_lease_secs() -> u32 {
+    u32::try_from(eodstore::DEFAULT_LEASE.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// Records and runs hotel end-of-day operations (night audits) in an eodstore database.
+#[derive(Debug, Parser)]
+#[command(name = "eod", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Database file.
+    #[arg(
+        long,
+        global = true,
+        env = "EOD_DB",
+        default_value = "./eod.redb",
+        value_name = "PATH"
+    )]
+    pub db: PathBuf,
+
+    /// Prints results as one JSON value on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Logs eodstore's debug messages to stderr (`RUST_LOG` sets other filters).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `eod`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Opens the operation of a property and business date, seeding the plan's steps, and
+    /// prints its steps.
+    Open(OpenArgs),
+
+    /// Opens the operation like `open` and runs each step whose plan entry has a `command`, in
+    /// order. A run stops at a failed step or a manual step, and running it again resumes.
+    Run(RunArgs),
+
+    /// Prints an operation and its steps (reads only).
+    Status(StatusArgs),
+
+    /// Lists a property's operations, newest business date first (reads only).
+    History(HistoryArgs),
+
+    /// Prints an operation's audit events, oldest first (reads only).
+    Events(EventsArgs),
+
+    /// Changes one step by hand: start, complete, fail, skip or retry.
+    #[command(subcommand)]
+    Step(StepCommand),
+}
+
+/// The property and business date that name an operation.
+#[derive(Debug, Args)]
+pub struct DayArgs {
+    /// Business date, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: String,
+
+    /// Property (hotel) name.
+    #[arg(long, default_value = "default", value_name = "P")]
+    pub property: String,
+}
+
+/// The plan and the actor of a call that opens an operation.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan: `standard` for the built-in plan, or the path of a TOML plan file (write
+    /// `./standard` for a file named `standard`).
+    #[arg(long, default_value = "standard", value_name = "PLAN")]
+    pub plan: String,
+
+    /// Actor recorded in events: a person, terminal or service [default: $USER, else
+    /// $USERNAME, else the host name].
+    #[arg(long, value_name = "A")]
+    pub actor: Option<String>,
+}
+
+/// Arguments of `eod open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The operation's property and business date.
+    #[command(flatten)]
+    pub day: DayArgs,
+
+    /// The plan and the actor.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// Arguments of `eod run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The operation's property and business date.
+    #[command(flatten)]
+    pub day: DayArgs,
+
+    /// The plan and the actor.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    /// Lease of each step's claim, in seconds. The runner renews it while a command runs.
+    #[arg(long, value_name = "N", default_value_t = default_lease_secs())]
+    pub lease_secs: u32,
+}
+
+/// Arguments of `eod status`: a property and date, or an operation id.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["date", "operation"]))]
+pub struct StatusArgs {
+    /// Business date, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "operation")]
+    pub date: Option<String>,
+
+    /// Property (hotel) name, used with `--date`.
+    #[arg(
+        long,
+        default_value = "default",
+        value_name = "P",
+        conflicts_with = "operation"
+    )]
+    pub property: String,
+
+    /// Operation id.
+    #[arg(long, value_name = "ID")]
+    pub operation: Option<u64>,
+}
+
+/// Arguments of `eod history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Property (hotel) name.
+    #[arg(long, default_value = "default", value_name = "P")]
+    pub property: String,
+
+    /// Maximum number of operations to list, at least 1.
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+}
+
+/// Arguments of `eod events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Operation id.
+    #[arg(long, value_name = "ID")]
+    pub operation: u64,
+}
+
+/// The manual step transitions.
+#[derive(Debug, Subcommand)]
+pub enum StepCommand {
+    /// Starts a step and prints its claim token, which `complete` and `fail` need.
+    Start(StartArgs),
+
+    /// Completes a running step; only the holder of its claim may.
+    Complete(FinishArgs),
+
+    /// Fails a running step with a reason; only the holder of its claim may.
+    Fail(FailArgs),
+
+    /// Skips an optional pending or failed step, recording a reason.
+    Skip(SkipArgs),
+
+    /// Returns a failed step to pending so that it can run again.
+    Retry(StepArgs),
+}
+
+/// The step a transition applies to, and who applies it.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    /// Operation id.
+    #[arg(long, value_name = "ID")]
+    pub operation: u64,
+
+    /// Step order.
+    #[arg(long, value_name = "N")]
+    pub order: u32,
+
+    /// Actor recorded in events: a person, terminal or service [default: $USER, else
+    /// $USERNAME, else the host name].
+    #[arg(long, value_name = "A")]
+    pub actor: Option<String>,
+
+    /// Caller-chosen request id: repeating a call with the same id returns the first call's
+    /// result instead of applying it again.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+}
+
+/// Arguments of `eod step start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The step and the caller.
+    #[command(flatten)]
+    pub step: StepArgs,
+
+    /// Lease of the claim, in seconds. After it ends, another caller may take the step over.
+    #[arg(long, value_name = "N", default_value_t = default_lease_secs())]
+    pub lease_secs: u32,
+}
+
+/// Arguments of `eod step complete`.
+#[derive(Debug, Args)]
+pub struct FinishArgs {
+    /// The step and the caller.
+    #[command(flatten)]
+    pub step: StepArgs,
+
+    /// Claim token printed by `eod step start`.
+    #[arg(long, value_name = "TOKEN")]
+    pub claim: String,
+}
+
+/// Arguments of `eod step fail`.
+#[derive(Debug, Args)]
+pub struct FailArgs {
+    /// The step and the caller.
+    #[command(flatten)]
+    pub step: StepArgs,
+
+    /// Claim token printed by `eod step start`.
+    #[arg(long, value_name = "TOKEN")]
+    pub claim: String,
+
+    /// Error message, stored on the step as its last error.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// Arguments of `eod step skip`.
+#[derive(Debug, Args)]
+pub struct SkipArgs {
+    /// The step and the caller.
+    #[command(flatten)]
+    pub step: StepArgs,
+
+    /// Reason for the skip, stored on the step.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}

@@ -1,0 +1,280 @@
+//! The subcommands: each parses its input, makes one library call per action and prints.
+
+mod run;
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use eodstore::{
+    Caller, Error, OperationId, OperationView, Plan, Step, Store, StoreOptions,
+    parse_business_date, validate_property,
+};
+use jiff::SignedDuration;
+use serde::Serialize;
+
+use crate::cli::{
+    Cli, Command, EventsArgs, FailArgs, FinishArgs, HistoryArgs, OpenArgs, SkipArgs, StartArgs,
+    StatusArgs, StepArgs, StepCommand,
+};
+use crate::output::{self, ChangedOut, EventOut, OperationOut, StartedOut, StepOut, ViewOut};
+
+/// The result of a command that did not fail, which sets the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command did what was asked.
+    Success,
+    /// `eod run` stopped at a failed step.
+    StepFailed,
+    /// `eod run` paused at a step without a command.
+    Paused,
+}
+
+/// An error that ends a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The library rejected the request or failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+
+    /// Writing the result to stdout failed.
+    #[error("cannot write to standard output")]
+    Output(#[source] io::Error),
+
+    /// A state that the argument parser or the library rules out was reached.
+    #[error("internal error: {message}; please report this as a bug in eod")]
+    Internal {
+        /// Description of the unexpected state.
+        message: String,
+    },
+}
+
+type CliResult<T = Outcome> = Result<T, CliError>;
+
+/// Runs the parsed command.
+///
+/// # Errors
+///
+/// Returns [`CliError::Store`] with the library's error when a request is rejected or the file
+/// fails, and [`CliError::Output`] when stdout cannot be written.
+pub fn execute(cli: &Cli) -> CliResult {
+    let db = cli.db.as_path();
+    let json = cli.json;
+    match &cli.command {
+        Command::Open(args) => open(db, json, args),
+        Command::Run(args) => run::run(db, json, args),
+        Command::Status(args) => status(db, json, args),
+        Command::History(args) => history(db, json, args),
+        Command::Events(args) => events(db, json, args),
+        Command::Step(StepCommand::Start(args)) => step_start(db, json, args),
+        Command::Step(StepCommand::Complete(args)) => step_complete(db, json, args),
+        Command::Step(StepCommand::Fail(args)) => step_fail(db, json, args),
+        Command::Step(StepCommand::Skip(args)) => step_skip(db, json, args),
+        Command::Step(StepCommand::Retry(args)) => step_retry(db, json, args),
+    }
+}
+
+fn open(db: &Path, json: bool, args: &OpenArgs) -> CliResult {
+    // Inputs are checked before the file is created, so a typo creates no database.
+    let date = parse_business_date(&args.day.date)?;
+    let plan = load_plan(&args.plan.plan)?;
+    let caller = Caller::new(actor(args.plan.actor.as_deref()));
+    validate_property(&args.day.property)?;
+    caller.validate()?;
+
+    let store = Store::open_with(db, StoreOptions::new().create(true))?;
+    let opened = store.open_operation(&args.day.property, date, &plan, &caller)?;
+
+    let seeded = opened.steps.iter().filter(|seeded| seeded.created).count();
+    eprintln!(
+        "{}",
+        opened_line(opened.operation.id, opened.created, seeded)
+    );
+    let steps = opened
+        .steps
+        .iter()
+        .map(|seeded| StepOut::new(&seeded.step, Some(seeded.created)))
+        .collect();
+    print_view(json, &ViewOut::new(&opened.operation, steps, None))?;
+    Ok(Outcome::Success)
+}
+
+fn status(db: &Path, json: bool, args: &StatusArgs) -> CliResult {
+    let date = args.date.as_deref().map(parse_business_date).transpose()?;
+    let store = Store::open(db)?;
+    let view: OperationView = match (date, args.operation) {
+        (Some(date), _) => store.view_by_date(&args.property, date)?,
+        (None, Some(id)) => store.view(OperationId(id))?,
+        (None, None) => {
+            return Err(CliError::Internal {
+                message: "`eod status` got neither `--date` nor `--operation`".into(),
+            });
+        }
+    };
+    let steps = view
+        .steps
+        .iter()
+        .map(|step| StepOut::new(step, None))
+        .collect();
+    print_view(json, &ViewOut::new(&view.operation, steps, None))?;
+    Ok(Outcome::Success)
+}
+
+fn history(db: &Path, json: bool, args: &HistoryArgs) -> CliResult {
+    let store = Store::open(db)?;
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let operations = store.history(&args.property, limit)?;
+    if operations.is_empty() {
+        eprintln!("no operations for property `{}`", args.property);
+    }
+    let rows: Vec<OperationOut<'_>> = operations.iter().map(OperationOut::new).collect();
+    print(json, &rows, |out| output::write_history(out, &rows))?;
+    Ok(Outcome::Success)
+}
+
+fn events(db: &Path, json: bool, args: &EventsArgs) -> CliResult {
+    let store = Store::open(db)?;
+    let events = store.events(OperationId(args.operation))?;
+    let rows: Vec<EventOut<'_>> = events.iter().map(EventOut::new).collect();
+    print(json, &rows, |out| output::write_events(out, &rows))?;
+    Ok(Outcome::Success)
+}
+
+fn step_start(db: &Path, json: bool, args: &StartArgs) -> CliResult {
+    // No process is recorded in the caller, so this claim ends only when its lease does.
+    let caller =
+        step_caller(&args.step).lease(SignedDuration::from_secs(i64::from(args.lease_secs)));
+    let store = Store::open(db)?;
+    let started = store.start_step(OperationId(args.step.operation), args.step.order, &caller)?;
+
+    if let Some(previous) = &started.took_over_from {
+        eprintln!("step {} was running: {previous}", args.step.order);
+    }
+    let started_out = StartedOut::new(
+        &started.claim.token,
+        started.claim.lease_until,
+        &started.step,
+    );
+    print(json, &started_out, |out| {
+        writeln!(
+            out,
+            "claim={} lease_until={}",
+            started.claim.token, started.claim.lease_until
+        )
+    })?;
+    Ok(Outcome::Success)
+}
+
+fn step_complete(db: &Path, json: bool, args: &FinishArgs) -> CliResult {
+    let caller = step_caller(&args.step);
+    let store = Store::open(db)?;
+    let step = store.complete_step(
+        OperationId(args.step.operation),
+        args.step.order,
+        &args.claim,
+        None,
+        &caller,
+    )?;
+    print_changed(json, &step)
+}
+
+fn step_fail(db: &Path, json: bool, args: &FailArgs) -> CliResult {
+    let caller = step_caller(&args.step);
+    let store = Store::open(db)?;
+    let step = store.fail_step(
+        OperationId(args.step.operation),
+        args.step.order,
+        &args.claim,
+        &args.reason,
+        None,
+        &caller,
+    )?;
+    print_changed(json, &step)
+}
+
+fn step_skip(db: &Path, json: bool, args: &SkipArgs) -> CliResult {
+    let caller = step_caller(&args.step);
+    let store = Store::open(db)?;
+    let step = store.skip_step(
+        OperationId(args.step.operation),
+        args.step.order,
+        &args.reason,
+        &caller,
+    )?;
+    print_changed(json, &step)
+}
+
+fn step_retry(db: &Path, json: bool, args: &StepArgs) -> CliResult {
+    let caller = step_caller(args);
+    let store = Store::open(db)?;
+    let step = store.retry_step(OperationId(args.operation), args.order, &caller)?;
+    print_changed(json, &step)
+}
+
+/// Returns the built-in standard plan for `standard`, else the plan file at that path.
+fn load_plan(plan: &str) -> Result<Plan, Error> {
+    if plan == "standard" {
+        return Ok(Plan::standard());
+    }
+    Plan::from_file(Path::new(plan))
+}
+
+/// Returns the `--actor` value, else `$USER`, else `$USERNAME`, else the host name.
+fn actor(option: Option<&str>) -> String {
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    option
+        .map(str::to_owned)
+        .or_else(|| variable("USER"))
+        .or_else(|| variable("USERNAME"))
+        .unwrap_or_else(|| eodstore::process::current_process().host)
+}
+
+/// Builds the caller of a manual step transition.
+fn step_caller(args: &StepArgs) -> Caller {
+    let caller = Caller::new(actor(args.actor.as_deref()));
+    match &args.request_id {
+        Some(request_id) => caller.request_id(request_id),
+        None => caller,
+    }
+}
+
+fn print_view(json: bool, view: &ViewOut<'_>) -> CliResult<()> {
+    print(json, view, |out| output::write_view(out, view))
+}
+
+fn print_changed(json: bool, step: &Step) -> CliResult {
+    print(json, &ChangedOut::new(step), |out| {
+        output::write_steps(out, &[StepOut::new(step, None)])
+    })?;
+    Ok(Outcome::Success)
+}
+
+/// Writes `value` as JSON, or calls `text` to write it for people, to stdout.
+///
+/// A closed stdout (`eod history | head -1`) is not an error: the reader wanted no more.
+fn print(
+    json: bool,
+    value: &impl Serialize,
+    text: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>,
+) -> CliResult<()> {
+    let mut out = io::stdout().lock();
+    let written = if json {
+        output::write_json(&mut out, value)
+    } else {
+        text(&mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(CliError::Output),
+    }
+}
+
+/// Describes what opening an operation did, for stderr.
+fn opened_line(id: OperationId, created: bool, seeded: usize) -> String {
+    if created {
+        format!("created operation {id} with {seeded} steps")
+    } else if seeded > 0 {
+        format!("opened operation {id}, which existed, and seeded {seeded} missing steps")
+    } else {
+        format!("operation {id} already exists")
+    }
+}
