@@ -40,3 +40,17 @@ pub fn date(text: &str) -> Date {
 pub fn caller(name: &str) -> Caller {
     Caller::new(name)
 }
+
+/// Opens the standard plan's operation for property `grand` on 2026-12-04 and returns its id.
+pub fn open_standard(t: &TempStore) -> eodstore::OperationId {
+    t.store
+        .open_operation(
+            "grand",
+            date("2026-12-04"),
+            &eodstore::Plan::standard(),
+            &caller("a"),
+        )
+        .expect("open the standard operation")
+        .operation
+        .id
+}
