@@ -42,7 +42,10 @@ impl ManualClock {
     /// Panics if the result is outside jiff's supported range of timestamps (years -9999 to
     /// 9999).
     pub fn advance(&self, by: SignedDuration) {
-        let mut now = self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *now = now
             .checked_add(by)
             .unwrap_or_else(|err| panic!("ManualClock moved out of range: {err}"));
@@ -50,12 +53,18 @@ impl ManualClock {
 
     /// Sets the clock to `to`.
     pub fn set(&self, to: Timestamp) {
-        *self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = to;
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -126,7 +126,10 @@ mod tests {
     fn truncated_records_rejected() {
         let bytes = encode("step", &sample_step()).unwrap();
         for len in 0..bytes.len() {
-            assert!(decode_step(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
+            assert!(
+                decode_step(&bytes[..len]).is_err(),
+                "prefix of {len} bytes decoded"
+            );
         }
     }
 

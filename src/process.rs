@@ -38,8 +38,16 @@ fn host_name() -> String {
         .ok()
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|name| !name.is_empty()))
-        .or_else(|| std::env::var("COMPUTERNAME").ok().filter(|name| !name.is_empty()))
+        .or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
+        .or_else(|| {
+            std::env::var("COMPUTERNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
