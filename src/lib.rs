@@ -1,4 +1,83 @@
 //! eodstore: an embedded, crash-safe store for hotel end-of-day operations (night audits).
+//!
+//! A hotel closes each business day with an end-of-day operation: an ordered list of steps
+//! (pre-audit checks, no-shows, room and tax posting, folio balancing, reports, the business
+//! date roll). eodstore keeps those operations in one [redb](https://docs.rs/redb) file, with
+//! each step stored once under the key `(operation_id, step_order)`. Seeding an operation's
+//! steps is one write transaction that inserts only absent keys, so any number of racing
+//! callers (threads or processes) end with exactly the plan's steps and all get the same list.
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> eodstore::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("eod.redb");
+//! use eodstore::{Caller, Plan, StepStatus, Store, parse_business_date};
+//!
+//! let store = Store::open_or_create(&path)?;
+//! let front_desk = Caller::new("ayşe");
+//! let date = parse_business_date("2026-12-04")?;
+//!
+//! // Opening twice returns the same operation; the second call creates nothing.
+//! let opened = store.open_operation("grand-hotel", date, &Plan::standard(), &front_desk)?;
+//! let again = store.open_operation("grand-hotel", date, &Plan::standard(), &front_desk)?;
+//! assert_eq!(opened.operation.id, again.operation.id);
+//! assert!(opened.created && !again.created);
+//!
+//! // Only the holder of a step's claim may complete it.
+//! let id = opened.operation.id;
+//! let started = store.start_step(id, 1, &front_desk)?;
+//! let step = store.complete_step(id, 1, &started.claim.token, Some("checks passed"), &front_desk)?;
+//! assert_eq!(step.status, StepStatus::Completed);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Example: a conflicting plan is rejected
+//!
+//! ```
+//! # fn main() -> eodstore::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! use eodstore::{Caller, Error, Plan, PlanStep, Store, parse_business_date};
+//!
+//! let store = Store::open_or_create(dir.path().join("eod.redb"))?;
+//! let date = parse_business_date("2026-12-04")?;
+//! store.open_operation("grand-hotel", date, &Plan::standard(), &Caller::new("ayşe"))?;
+//!
+//! let short = Plan::new("short", vec![PlanStep {
+//!     order: 1,
+//!     code: "pre_audit_checks".into(),
+//!     name: "Ön Denetim Kontrolleri".into(),
+//!     required: true,
+//!     command: None,
+//!     timeout_seconds: None,
+//! }])?;
+//! let err = store.open_operation("grand-hotel", date, &short, &Caller::new("ayşe")).unwrap_err();
+//! assert!(matches!(err, Error::PlanConflict { .. }));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `&str` | format version, next operation id |
+//! | `operations` | operation id | the [`Operation`] |
+//! | `operations_by_day` | `(property, YYYYMMDD)` | operation id: one operation per property and day |
+//! | `steps` | `(operation id, step order)` | the [`Step`] |
+//! | `events` | `(operation id, seq)` | the append-only [`Event`] trail |
+//! | `requests` | request id | the call it answered and its response, for [`Caller::request_id`] |
+//!
+//! Values are encoded by one module, behind a record-format byte, so the encoding can change
+//! without touching callers. Every rule (plan identity, step order, claims) is checked inside
+//! the write transaction that applies the change, and every change appends its audit event in
+//! the same transaction. See [`Store`] for durability and concurrency, and
+//! [`runner::Runner`] for running a plan with a handler per step.
+//!
+//! The library logs through `tracing` (debug for opens, seeds and transitions, warn for
+//! takeovers and failed lease renewals) and never prints.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;

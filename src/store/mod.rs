@@ -161,7 +161,7 @@ impl Caller {
     }
 
     /// Records `process` in the claims this caller takes, so that they can be taken over as soon
-    /// as that process is gone. [`Runner`](crate::Runner) sets the current process.
+    /// as that process is gone. [`Runner`](crate::runner::Runner) sets the current process.
     pub fn process(mut self, process: ProcessRef) -> Caller {
         self.process = Some(process);
         self
