@@ -176,7 +176,7 @@ pub enum Error {
 
     /// A lower required step has not completed. Rejected.
     #[error(
-        "step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) is {blocking_status}; complete or retry it first"
+        "step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) has status {blocking_status}; complete or retry it first"
     )]
     StepOutOfOrder {
         /// The operation.
@@ -407,5 +407,218 @@ mod tests {
             nf.to_string(),
             "operation 3 not found: list operations with `eod history`"
         );
+    }
+
+    /// Pins the text of every variant, so that a change to a message is a visible decision.
+    #[test]
+    fn every_variant_message_exact() {
+        let at: jiff::Timestamp = "2026-12-04T23:00:00Z".parse().unwrap();
+        let io = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                Error::NoDatabase {
+                    path: "x.redb".into(),
+                },
+                "no database at `x.redb`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation",
+            ),
+            (
+                Error::NotEodstoreFile {
+                    path: "x".into(),
+                    reason: "it is a directory".into(),
+                },
+                "`x` is not an eodstore database (it is a directory): check the path; eodstore never writes into a file it did not create",
+            ),
+            (
+                Error::NewerFormat {
+                    path: "x".into(),
+                    found: 3,
+                    supported: 1,
+                },
+                "`x` has eodstore format version 3, but this build reads versions up to 1: upgrade eodstore to open it",
+            ),
+            (
+                Error::Locked {
+                    path: "x".into(),
+                    detail: "held".into(),
+                },
+                "`x` is locked: held",
+            ),
+            (
+                Error::Corrupt {
+                    path: "x".into(),
+                    detail: "bad page".into(),
+                },
+                "`x` is damaged: bad page; restore it from a backup, or run redb's integrity check and repair on a copy",
+            ),
+            (
+                Error::Decode {
+                    table: "steps",
+                    key: "(1, 2)".into(),
+                    detail: "short".into(),
+                },
+                "cannot decode the record at (1, 2) in table `steps`: short; the file may be damaged or written by a newer eodstore",
+            ),
+            (
+                Error::Encode {
+                    what: "step",
+                    detail: "odd".into(),
+                },
+                "cannot encode the step record: odd; this is a bug in eodstore, please report it",
+            ),
+            (
+                Error::InvalidPlan {
+                    plan: "p".into(),
+                    entry: "steps".into(),
+                    problem: "empty".into(),
+                },
+                "invalid plan `p`: steps: empty",
+            ),
+            (
+                Error::PlanFile {
+                    path: "p.toml".into(),
+                    problem: "missing field `name`".into(),
+                },
+                "cannot read plan file `p.toml`: missing field `name`",
+            ),
+            (
+                Error::InvalidInput {
+                    what: "actor",
+                    value: " ".into(),
+                    expected: "it must not be blank".into(),
+                },
+                "invalid actor ` `: it must not be blank",
+            ),
+            (
+                Error::OperationNotFound {
+                    operation: OperationId(7),
+                },
+                "operation 7 not found: list operations with `eod history`",
+            ),
+            (
+                Error::NoOperationForDate {
+                    property: "grand".into(),
+                    business_date: jiff::civil::date(2026, 12, 4),
+                },
+                "no operation for property `grand` on 2026-12-04: open one with `eod open --date 2026-12-04 --property grand`",
+            ),
+            (
+                Error::StepNotFound {
+                    operation: OperationId(7),
+                    order: 11,
+                    orders: "1, 2".into(),
+                },
+                "operation 7 has no step at order 11: its orders are 1, 2",
+            ),
+            (
+                Error::PlanConflict {
+                    operation: OperationId(7),
+                    stored_plan: "standard".into(),
+                    difference: "d".into(),
+                },
+                "operation 7 was seeded with plan `standard`, which differs from the given plan: d; open it with its original plan, or use another date or property",
+            ),
+            (
+                Error::StepOutOfOrder {
+                    operation: OperationId(7),
+                    order: 3,
+                    blocking_order: 1,
+                    blocking_code: "a".into(),
+                    blocking_status: StepStatus::Failed,
+                },
+                "step 3 of operation 7 cannot start: required step 1 (`a`) has status failed; complete or retry it first",
+            ),
+            (
+                Error::AnotherStepRunning {
+                    operation: OperationId(7),
+                    order: 3,
+                    running_order: 2,
+                    holder: "`ayşe`".into(),
+                    lease_until: at,
+                },
+                "step 3 of operation 7 cannot start: step 2 is running, claimed by `ayşe` until 2026-12-04T23:00:00Z; wait for it to finish",
+            ),
+            (
+                Error::ClaimHeld {
+                    operation: OperationId(7),
+                    order: 2,
+                    holder: "`ayşe`".into(),
+                    lease_until: at,
+                },
+                "step 2 of operation 7 is already running, claimed by `ayşe` until 2026-12-04T23:00:00Z; wait for it, or take it over after the lease ends",
+            ),
+            (
+                Error::WrongClaim {
+                    operation: OperationId(7),
+                    order: 2,
+                    status: StepStatus::Running,
+                    held: ", claimed by `ayşe`".into(),
+                    claim: "abc".into(),
+                },
+                "step 2 of operation 7 is running, claimed by `ayşe`; the given claim `abc` is not its current claim, so only the current holder may finish it",
+            ),
+            (
+                Error::InvalidTransition {
+                    operation: OperationId(7),
+                    order: 2,
+                    code: "b".into(),
+                    action: "retry",
+                    status: StepStatus::Pending,
+                    allowed: "only a failed step can be retried".into(),
+                },
+                "cannot retry step 2 (`b`) of operation 7: its status is pending; only a failed step can be retried",
+            ),
+            (
+                Error::RequiredStep {
+                    operation: OperationId(7),
+                    order: 1,
+                    code: "a".into(),
+                },
+                "cannot skip step 1 (`a`) of operation 7: it is required; run it, or retry it if it failed",
+            ),
+            (
+                Error::OperationFinished {
+                    operation: OperationId(7),
+                    finished_at: at,
+                },
+                "operation 7 finished at 2026-12-04T23:00:00Z and accepts no further change",
+            ),
+            (
+                Error::RequestIdReused {
+                    request_id: "r".into(),
+                    stored: "a".into(),
+                    given: "b".into(),
+                },
+                "request id `r` was already used for a, not for b; use a new request id for a new call",
+            ),
+            (
+                Error::MissingHandler {
+                    order: 2,
+                    code: "b".into(),
+                },
+                "required step 2 (`b`) has no handler: register one for `b` before running",
+            ),
+            (
+                Error::Busy {
+                    path: "x".into(),
+                    detail: "waited".into(),
+                },
+                "`x` is busy: waited",
+            ),
+            (
+                Error::storage("committing a start", redb::StorageError::PreviousIo),
+                "storage error while committing a start",
+            ),
+            (
+                Error::Io {
+                    action: "read",
+                    path: "x".into(),
+                    source: io(),
+                },
+                "cannot read `x`",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(error.to_string(), expected);
+        }
     }
 }
