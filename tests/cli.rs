@@ -946,8 +946,8 @@ fn step_start_out_of_order_rejected() {
     assert_code(&run, 3);
     assert_eq!(
         run.stderr,
-        "error: step 2 of operation 1 cannot start: required step 1 (`pre_audit_checks`) is \
-         pending; complete or retry it first\n"
+        "error: step 2 of operation 1 cannot start: required step 1 (`pre_audit_checks`) has \
+         status pending; complete or retry it first\n"
     );
 }
 
