@@ -36,7 +36,7 @@ pub enum Error {
     NotEodstoreFile {
         /// The path of the foreign file.
         path: PathBuf,
-        /// What identified it as foreign.
+        /// The evidence that the file is foreign.
         reason: String,
     },
 
@@ -59,7 +59,7 @@ pub enum Error {
     Locked {
         /// The locked file.
         path: PathBuf,
-        /// Who holds it, as far as can be told, and what to do.
+        /// The likely holder and the next step.
         detail: String,
     },
 
@@ -70,7 +70,7 @@ pub enum Error {
     Corrupt {
         /// The damaged file.
         path: PathBuf,
-        /// What was found damaged.
+        /// The damage found.
         detail: String,
     },
 
@@ -84,7 +84,7 @@ pub enum Error {
         table: &'static str,
         /// The record's key, as text.
         key: String,
-        /// What was wrong with its bytes.
+        /// The decoding failure.
         detail: String,
     },
 
@@ -107,7 +107,7 @@ pub enum Error {
         plan: String,
         /// The entry at fault, such as `step 3 (order 30)`.
         entry: String,
-        /// What is wrong and what is allowed.
+        /// The problem and what is allowed.
         problem: String,
     },
 
@@ -116,7 +116,7 @@ pub enum Error {
     PlanFile {
         /// The plan file.
         path: PathBuf,
-        /// What failed, with the line and entry where the parser gives them.
+        /// The failure, with the line and entry where the parser reports them.
         problem: String,
     },
 
@@ -124,11 +124,11 @@ pub enum Error {
     /// parse. Rejected.
     #[error("invalid {what} `{value}`: {expected}")]
     InvalidInput {
-        /// What the value was meant to be, such as `business date`.
+        /// The kind of value, such as `business date`.
         what: &'static str,
         /// The value as given.
         value: String,
-        /// What is accepted.
+        /// The accepted form.
         expected: String,
     },
 
@@ -255,7 +255,7 @@ pub enum Error {
         action: &'static str,
         /// The step's current status.
         status: StepStatus,
-        /// What is allowed from this status.
+        /// The actions allowed from this status.
         allowed: String,
     },
 
@@ -312,7 +312,7 @@ pub enum Error {
     Busy {
         /// The file.
         path: PathBuf,
-        /// What was waited for and for how long.
+        /// The lock waited for and the time waited.
         detail: String,
     },
 
@@ -321,7 +321,7 @@ pub enum Error {
     /// id to learn its outcome.
     #[error("storage error while {context}")]
     Storage {
-        /// What eodstore was doing.
+        /// The operation eodstore was performing.
         context: String,
         /// redb's error.
         #[source]
@@ -332,7 +332,7 @@ pub enum Error {
     /// step's command).
     #[error("cannot {action} `{path}`")]
     Io {
-        /// What was being done, such as `read`.
+        /// The action, such as `read`.
         action: &'static str,
         /// The path involved.
         path: PathBuf,

@@ -17,7 +17,7 @@ use crate::plan::Plan;
 use crate::process;
 use crate::store::{Caller, Opened, Store};
 
-/// What a runner gives a handler: the operation, the step and its claim.
+/// The input of a handler: the operation, the step and its claim.
 #[derive(Debug)]
 pub struct StepContext<'a> {
     /// The operation being run.
@@ -54,12 +54,12 @@ impl HandlerError {
     }
 }
 
-/// What a handler returns: the output to keep on success, or why it failed.
+/// The result of a handler: the output to keep on success, or why it failed.
 pub type HandlerResult = std::result::Result<Option<String>, HandlerError>;
 
 type Handler<'h> = Box<dyn FnMut(&StepContext<'_>) -> HandlerResult + 'h>;
 
-/// What the runner does with a step that has no handler.
+/// The runner's treatment of a step that has no handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum MissingHandler {
@@ -96,7 +96,7 @@ pub enum Progress<'a> {
     },
 }
 
-/// How a run ended.
+/// The end state of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]

@@ -27,10 +27,10 @@ pub const FORMAT_VERSION: u64 = 1;
 /// How long a claim lasts unless the caller asks for another lease.
 pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_mins(5);
 
-/// How long an open waits for another process's file lock unless told otherwise.
+/// The default wait of an open for another process's file lock.
 pub const DEFAULT_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How commits reach the disk.
+/// The durability of commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Durability {
@@ -43,8 +43,8 @@ pub enum Durability {
     None,
 }
 
-/// How processes share one file (redb's concurrency modes). Every process that opens a file must
-/// use the same mode.
+/// The sharing of one file between processes (redb's concurrency modes). Every process that
+/// opens a file must use the same mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ConcurrencyMode {
@@ -133,7 +133,7 @@ impl StoreOptions {
     }
 }
 
-/// Who makes a write call, with an optional request id that makes repeating the call safe.
+/// The author of a write call, with an optional request id that makes repeating the call safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub(crate) actor: String,
@@ -203,7 +203,7 @@ impl Caller {
     }
 }
 
-/// Rejects text that is blank, longer than `max_chars` characters, or holds control characters.
+/// Rejects text that is blank, longer than `max_chars` characters, or contains control characters.
 pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> Result<()> {
     let problem = if value.trim().is_empty() {
         Some("it must not be blank".to_owned())
@@ -226,8 +226,10 @@ pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> R
 
 /// An embedded eodstore database: one redb file.
 ///
-/// Open one `Store` per file per process and share it between threads (`Store` is `Send` and
-/// `Sync`); opening a file twice in one process fails with [`Error::Locked`].
+/// Open one `Store` per file per process and share it between threads, since `Store` is `Send`
+/// and `Sync`. In [`ConcurrencyMode::MultiWriter`] a second `Store` on the same file works like
+/// another process, at the cost of a second cache and file handle. In the other modes, opening a
+/// file twice fails with [`Error::Locked`].
 ///
 /// # Durability
 ///
@@ -352,14 +354,14 @@ pub(crate) enum Recorded {
     Claim(Claim),
 }
 
-/// What the `requests` table stores: the call a request id was used for and its response.
+/// A row of the `requests` table: the call a request id was used for and its response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RequestRecord {
     pub(crate) call: String,
     pub(crate) response: Recorded,
 }
 
-/// Returns the recorded response if it answers the same call, else rejects the reused id.
+/// Returns the recorded response if it was recorded for the same call, else rejects the reused id.
 pub(crate) fn replay<T: TryFrom<Recorded>>(
     request_id: &str,
     call: &str,
