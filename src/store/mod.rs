@@ -1,5 +1,6 @@
 //! The store: one redb file holding operations, their steps and their audit events.
 
+mod group;
 mod open;
 mod query;
 mod seed;
@@ -72,6 +73,7 @@ pub struct StoreOptions {
     pub(crate) lease: SignedDuration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) open_timeout: std::time::Duration,
+    pub(crate) group_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -82,7 +84,8 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Returns the defaults: open an existing file only, [`Durability::Immediate`],
-    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, an open timeout of [`DEFAULT_OPEN_TIMEOUT`].
+    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, an open timeout of [`DEFAULT_OPEN_TIMEOUT`], group
+    /// commit on.
     pub fn new() -> StoreOptions {
         StoreOptions {
             create: false,
@@ -91,6 +94,7 @@ impl StoreOptions {
             lease: DEFAULT_LEASE,
             clock: Arc::new(SystemClock),
             open_timeout: DEFAULT_OPEN_TIMEOUT,
+            group_commit: true,
         }
     }
 
@@ -123,6 +127,14 @@ impl StoreOptions {
     /// [`Error::Busy`] (default [`DEFAULT_OPEN_TIMEOUT`]).
     pub fn open_timeout(mut self, timeout: std::time::Duration) -> StoreOptions {
         self.open_timeout = timeout;
+        self
+    }
+
+    /// Sets whether concurrent write calls of this process share write transactions and
+    /// durable commits (default `true`). Each call's result is the same either way; turning it
+    /// off costs one commit, and so at least one fsync, per call.
+    pub fn group_commit(mut self, enabled: bool) -> StoreOptions {
+        self.group_commit = enabled;
         self
     }
 
@@ -252,6 +264,7 @@ pub struct Store {
     db: redb::Database,
     path: PathBuf,
     options: StoreOptions,
+    group: group::GroupCommit,
 }
 
 impl Store {
@@ -313,29 +326,32 @@ impl Store {
     }
 
     /// Runs `body` in a write transaction under `caller`'s request id: a request id that was
-    /// applied before returns its recorded response without running `body`.
-    pub(crate) fn write_request<T>(
+    /// applied before returns its recorded response without running `body`. The call may share
+    /// its transaction with other threads' calls (see [`StoreOptions::group_commit`]), so `body`
+    /// owns its inputs.
+    pub(crate) fn write_request<T, F>(
         &self,
         caller: &Caller,
-        call: &str,
-        body: impl FnOnce(&mut tables::WriteTables<'_>) -> Result<T>,
+        call: String,
+        mut body: F,
     ) -> Result<T>
     where
-        T: Serialize + serde::de::DeserializeOwned + Into<Recorded> + TryFrom<Recorded>,
-        T: Clone,
+        T: Clone + Into<Recorded> + TryFrom<Recorded> + Send + 'static,
+        F: FnMut(&mut tables::WriteTables<'_>, &Caller) -> Result<T> + Send + 'static,
     {
-        self.write(call, |tables| {
+        let caller = caller.clone();
+        self.submit(call.clone(), move |tables| {
             if let Some(request_id) = &caller.request_id
                 && let Some(recorded) = tables.request(request_id)?
             {
-                return replay(request_id, call, recorded);
+                return replay(request_id, &call, recorded);
             }
-            let value = body(tables)?;
+            let value = body(tables, &caller)?;
             if let Some(request_id) = &caller.request_id {
                 tables.record_request(
                     request_id,
                     &RequestRecord {
-                        call: call.to_owned(),
+                        call: call.clone(),
                         response: value.clone().into(),
                     },
                 )?;

@@ -82,7 +82,12 @@ impl Store {
             }
         })?;
         tracing::debug!(path = %path.display(), ?mode, "opened store");
-        let store = Store { db, path, options };
+        let store = Store {
+            db,
+            path,
+            options,
+            group: super::group::GroupCommit::default(),
+        };
         store.check_format()?;
         Ok(store)
     }

@@ -82,8 +82,10 @@ impl Store {
             return Ok(opened);
         }
         let now = self.now();
-        let opened = self.write_request(caller, &call, |tables| {
-            seed(tables, property, business_date, plan, caller, now)
+        let property = property.to_owned();
+        let plan = plan.clone();
+        let opened = self.write_request(caller, call, move |tables, caller| {
+            seed(tables, &property, business_date, &plan, caller, now)
         })?;
         tracing::debug!(
             operation_id = opened.operation.id.0,

@@ -84,7 +84,7 @@ impl Store {
         let call = format!("start of step {order} of operation {operation}");
         let lease = caller.lease.unwrap_or(self.options.lease);
         let now = self.now();
-        let started = self.write_request(caller, &call, |tables| {
+        let started = self.write_request(caller, call, move |tables, caller| {
             let mut loaded = load(tables, operation, order)?;
             let previous = start_check(&loaded, now)?;
             let lease_until = now.checked_add(lease).map_err(|err| Error::InvalidInput {
@@ -151,7 +151,9 @@ impl Store {
         let call = format!("renewal of step {order} of operation {operation} claim {token}");
         let lease = caller.lease.unwrap_or(self.options.lease);
         let now = self.now();
-        self.write_request(caller, &call, |tables| {
+        let token = token.to_owned();
+        self.write_request(caller, call, move |tables, caller| {
+            let token = token.as_str();
             let mut loaded = load(tables, operation, order)?;
             check_claim(&loaded, token)?;
             let step = &mut loaded.steps[loaded.index];
@@ -241,7 +243,12 @@ impl Store {
         };
         let call = format!("{verb} of step {order} of operation {operation} claim {token}");
         let now = self.now();
-        let step = self.write_request(caller, &call, |tables| {
+        let token = token.to_owned();
+        let error = error.map(str::to_owned);
+        let output = output.map(str::to_owned);
+        let step = self.write_request(caller, call, move |tables, caller| {
+            let token = token.as_str();
+            let (error, output) = (error.as_deref(), output.as_deref());
             let mut loaded = load(tables, operation, order)?;
             check_claim(&loaded, token)?;
             let step = &mut loaded.steps[loaded.index];
@@ -294,7 +301,8 @@ impl Store {
         check_text("skip reason", reason, MAX_MESSAGE)?;
         let call = format!("skip of step {order} of operation {operation}");
         let now = self.now();
-        self.write_request(caller, &call, |tables| {
+        let reason = reason.to_owned();
+        self.write_request(caller, call, move |tables, caller| {
             let mut loaded = load(tables, operation, order)?;
             let from = loaded.step().status;
             if !matches!(from, StepStatus::Pending | StepStatus::Failed) {
@@ -311,7 +319,7 @@ impl Store {
             step.status = StepStatus::Skipped;
             step.finished_at = Some(now);
             step.actor = Some(caller.actor.clone());
-            step.last_error = Some(reason.to_owned());
+            step.last_error = Some(reason.clone());
             commit_change(
                 tables,
                 &mut loaded,
@@ -319,7 +327,7 @@ impl Store {
                 EventKind::Skipped,
                 caller,
                 now,
-                Some(reason.to_owned()),
+                Some(reason.clone()),
             )
         })
     }
@@ -334,7 +342,7 @@ impl Store {
         caller.validate()?;
         let call = format!("retry of step {order} of operation {operation}");
         let now = self.now();
-        self.write_request(caller, &call, |tables| {
+        self.write_request(caller, call, move |tables, caller| {
             let mut loaded = load(tables, operation, order)?;
             if loaded.step().status != StepStatus::Failed {
                 return Err(loaded.invalid("retry", "only a failed step can be retried"));

@@ -1,0 +1,452 @@
+//! Group commit: concurrent write calls of one process share one write transaction and one
+//! durable commit.
+//!
+//! redb runs one write transaction at a time and each durable commit costs at least one fsync,
+//! so one transaction per call caps all writers together at the disk's commit rate. Here calls
+//! join a FIFO queue. The first caller to find no batch in progress becomes the leader: it takes
+//! the queued calls (its own first), applies them in queue order in one transaction, commits
+//! once, delivers every result, and hands leadership to the oldest waiting caller, so no caller
+//! serves batches for long.
+//!
+//! Each call's result is the one it would have had alone in queue order, because each call runs
+//! against the changes of the calls before it in the same transaction. Every call checks its
+//! rules before it writes, so a rejected call leaves nothing behind. A call that fails after it
+//! wrote (a storage or encoding failure) poisons the batch: the transaction is aborted and every
+//! call of the batch runs again alone, in order. A failed commit fails every call of the batch,
+//! and none of them is applied.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError, mpsc};
+
+use super::Store;
+use super::tables::WriteTables;
+use crate::error::{Error, ErrorCategory, Result};
+
+/// The most calls one transaction takes, so that one commit's latency stays bounded.
+const MAX_BATCH: usize = 128;
+
+/// The queue of calls waiting for a transaction, and whether a leader is applying a batch.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<QueueState>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    queue: VecDeque<Box<dyn Job>>,
+    leader_active: bool,
+}
+
+/// A message to a waiting caller.
+enum Reply<T> {
+    /// The call's result.
+    Done(Result<T>),
+    /// The caller is the leader now and applies the next batch.
+    Lead,
+}
+
+/// One queued call, with its result type erased so that calls of any kind share a batch.
+trait Job: Send {
+    /// Runs the call in the batch's transaction and keeps its result. Returns `false` when the
+    /// call failed after writing, which poisons the batch.
+    fn apply(&mut self, tables: &mut WriteTables<'_>) -> bool;
+    /// Runs the call alone in its own transaction and keeps its result.
+    fn apply_alone(&mut self, store: &Store);
+    /// Sends the kept result to the caller, or `failure` when the batch's commit failed.
+    fn finish(self: Box<Self>, failure: Option<&Error>);
+    /// Tells the caller to lead the next batch.
+    fn lead(&self);
+    /// Returns what the call does, for error messages.
+    fn context(&self) -> &str;
+}
+
+struct TypedJob<T, F> {
+    context: String,
+    body: F,
+    result: Option<Result<T>>,
+    reply: mpsc::Sender<Reply<T>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&mut WriteTables<'_>) -> Result<T> + Send + 'static,
+{
+    fn apply(&mut self, tables: &mut WriteTables<'_>) -> bool {
+        let changed_before = std::mem::replace(&mut tables.changed, false);
+        let result = (self.body)(tables);
+        let wrote = tables.changed;
+        tables.changed |= changed_before;
+        let poisons = match &result {
+            Ok(_) => false,
+            Err(err) => wrote || err.category() == ErrorCategory::Storage,
+        };
+        self.result = Some(result);
+        !poisons
+    }
+
+    fn apply_alone(&mut self, store: &Store) {
+        let body = &mut self.body;
+        self.result = Some(store.write(&self.context, |tables| body(tables)));
+    }
+
+    fn finish(self: Box<Self>, failure: Option<&Error>) {
+        let result = match (failure, self.result) {
+            (Some(err), _) => Err(batch_failure(&self.context, err)),
+            (None, Some(result)) => result,
+            (None, None) => Err(Error::Encode {
+                what: "batch",
+                detail: format!("the call `{}` was never applied", self.context),
+            }),
+        };
+        // The caller waits on the other end until it gets a reply, so a send fails only if
+        // its thread has gone, and then nobody needs the result.
+        let _ = self.reply.send(Reply::Done(result));
+    }
+
+    fn lead(&self) {
+        let _ = self.reply.send(Reply::Lead);
+    }
+
+    fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+/// Describes the failure of a batch's commit to one of its calls.
+fn batch_failure(context: &str, err: &Error) -> Error {
+    let detail = match err {
+        Error::Storage { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    Error::storage(
+        format!("committing {context} in a group commit"),
+        redb::StorageError::Io(std::io::Error::other(detail)),
+    )
+}
+
+impl Store {
+    /// Applies `body` in a shared write transaction with other concurrent calls, or in its own
+    /// when group commit is off, and returns its result once the transaction is committed.
+    pub(crate) fn submit<T>(
+        &self,
+        context: String,
+        body: impl FnMut(&mut WriteTables<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+    {
+        let mut body = body;
+        if !self.options.group_commit {
+            return self.write(&context, |tables| body(tables));
+        }
+        let (reply, replies) = mpsc::channel();
+        let job = Box::new(TypedJob {
+            context,
+            body,
+            result: None,
+            reply,
+        });
+        let lead_now = {
+            let mut state = self
+                .group
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.queue.push_back(job);
+            !std::mem::replace(&mut state.leader_active, true)
+        };
+        if lead_now {
+            self.lead_batch();
+        }
+        loop {
+            match replies.recv() {
+                Ok(Reply::Done(result)) => return result,
+                Ok(Reply::Lead) => self.lead_batch(),
+                Err(_) => {
+                    return Err(Error::Encode {
+                        what: "batch",
+                        detail: "the group commit leader stopped without a reply".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Applies one batch from the head of the queue, then hands leadership to the oldest
+    /// waiting call, or ends the leadership when the queue is empty.
+    fn lead_batch(&self) {
+        let batch: Vec<Box<dyn Job>> = {
+            let mut state = self
+                .group
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let take = state.queue.len().min(MAX_BATCH);
+            state.queue.drain(..take).collect()
+        };
+        if !batch.is_empty() {
+            self.commit_batch(batch);
+        }
+        let mut state = self
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match state.queue.front() {
+            Some(next) => next.lead(),
+            None => state.leader_active = false,
+        }
+    }
+
+    fn commit_batch(&self, mut batch: Vec<Box<dyn Job>>) {
+        let outcome = self.write_batch(&mut batch);
+        match outcome {
+            Ok(true) => {
+                for job in batch {
+                    job.finish(None);
+                }
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    calls = batch.len(),
+                    "a call failed after writing; running each call of its batch alone"
+                );
+                for job in &mut batch {
+                    job.apply_alone(self);
+                }
+                for job in batch {
+                    job.finish(None);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(calls = batch.len(), error = %err, "group commit failed");
+                for job in batch {
+                    job.finish(Some(&err));
+                }
+            }
+        }
+    }
+
+    /// Applies every call of the batch in one transaction and commits it. Returns `Ok(false)`,
+    /// with the transaction aborted, when a call failed after writing.
+    fn write_batch(&self, batch: &mut [Box<dyn Job>]) -> Result<bool> {
+        let context = batch
+            .first()
+            .map_or("a batch", |job| job.context())
+            .to_owned();
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|err| Error::storage(format!("beginning a write to {context}"), err))?;
+        if self.options.durability == super::Durability::None {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|err| Error::storage(format!("setting durability to {context}"), err))?;
+        }
+        let (clean, changed) = {
+            let mut tables = WriteTables::open(&txn)?;
+            let clean = batch.iter_mut().all(|job| job.apply(&mut tables));
+            (clean, tables.changed)
+        };
+        if !clean || !changed {
+            txn.abort()
+                .map_err(|err| Error::storage(format!("aborting a batch of {context}"), err))?;
+            return Ok(clean);
+        }
+        txn.commit()
+            .map_err(|err| Error::storage(format!("committing a batch of {context}"), err))?;
+        tracing::debug!(calls = batch.len(), "committed a batch");
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::PoisonError;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::model::OperationId;
+    use crate::plan::{Plan, PlanStep};
+    use crate::store::{Caller, StoreOptions};
+
+    /// One call of the mixed batch; each thread makes one.
+    #[derive(Debug, Clone)]
+    enum Call {
+        Open(&'static str),
+        Start(u32),
+        Complete(u32, &'static str),
+        Skip(u32),
+        Retry(u32),
+    }
+
+    fn short_plan() -> Plan {
+        let step = |order, code: &str| PlanStep {
+            order,
+            code: code.into(),
+            name: format!("Adım {order}"),
+            required: order != 2,
+            command: None,
+            timeout_seconds: None,
+        };
+        Plan::new("short", vec![step(1, "a"), step(2, "b"), step(3, "c")]).unwrap()
+    }
+
+    fn other_plan() -> Plan {
+        let step = PlanStep {
+            order: 1,
+            code: "other".into(),
+            name: "Başka".into(),
+            required: true,
+            command: None,
+            timeout_seconds: None,
+        };
+        Plan::new("other", vec![step]).unwrap()
+    }
+
+    /// Makes the call and returns its outcome as text, with claim tokens and times masked, so
+    /// that outcomes from two stores compare equal.
+    fn make(store: &Store, call: &Call) -> String {
+        let caller = Caller::new("kasa");
+        let id = OperationId(1);
+        let date = jiff::civil::date(2026, 12, 4);
+        let outcome = match call {
+            Call::Open("short") => store
+                .open_operation("grand", date, &short_plan(), &caller)
+                .map(|opened| format!("opened {} {}", opened.operation.id, opened.created)),
+            Call::Open(_) => store
+                .open_operation("grand", date, &other_plan(), &caller)
+                .map(|opened| format!("opened {}", opened.operation.id)),
+            Call::Start(order) => store
+                .start_step(id, *order, &caller)
+                .map(|started| format!("started {} attempt {}", order, started.step.attempts)),
+            Call::Complete(order, token) => store
+                .complete_step(id, *order, token, None, &caller)
+                .map(|step| format!("completed {}", step.order)),
+            Call::Skip(order) => store
+                .skip_step(id, *order, "gerek yok", &caller)
+                .map(|step| format!("skipped {}", step.order)),
+            Call::Retry(order) => store
+                .retry_step(id, *order, &caller)
+                .map(|step| format!("retried {}", step.order)),
+        };
+        match outcome {
+            Ok(text) => text,
+            Err(err) => {
+                let text = err.to_string();
+                // Claim lease ends are times of day; keep the message's shape only.
+                text.split(" until ").next().unwrap_or_default().to_owned()
+            }
+        }
+    }
+
+    /// A batch mixing valid calls, a conflicting plan, wrong claims and racing transitions gives
+    /// each caller the result it would have had with the calls made one by one in queue order.
+    #[test]
+    fn batch_matches_sequential_order() {
+        let calls = vec![
+            Call::Open("short"),
+            Call::Start(1),
+            Call::Open("other"),
+            Call::Start(1),
+            Call::Complete(1, "forged"),
+            Call::Skip(2),
+            Call::Skip(2),
+            Call::Skip(1),
+            Call::Retry(1),
+            Call::Start(3),
+            Call::Open("short"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            dir.path().join("batch.redb"),
+            StoreOptions::new().create(true),
+        )
+        .unwrap();
+
+        // Hold the leadership so that every thread's call queues up, then apply the queue as
+        // one batch and read the order it recorded.
+        store
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .leader_active = true;
+        let (order, results) = std::thread::scope(|scope| {
+            let handles: Vec<_> = calls
+                .iter()
+                .map(|call| {
+                    let store = &store;
+                    scope.spawn(move || make(store, call))
+                })
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let order: Vec<String> = loop {
+                {
+                    let state = store
+                        .group
+                        .state
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if state.queue.len() == calls.len() {
+                        break state
+                            .queue
+                            .iter()
+                            .map(|job| job.context().to_owned())
+                            .collect();
+                    }
+                }
+                assert!(Instant::now() < deadline, "the calls did not queue up");
+                std::thread::yield_now();
+            };
+            store.lead_batch();
+            let results: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            (order, results)
+        });
+
+        // Replay the calls one by one, in the recorded order, on a store without group commit.
+        let replay_dir = tempfile::tempdir().unwrap();
+        let replay = Store::open_with(
+            replay_dir.path().join("replay.redb"),
+            StoreOptions::new().create(true).group_commit(false),
+        )
+        .unwrap();
+        let mut pending: Vec<(usize, &Call)> = calls.iter().enumerate().collect();
+        let mut expected = vec![String::new(); calls.len()];
+        for context in &order {
+            // Calls with the same context are interchangeable, so take the first one left.
+            let position = pending
+                .iter()
+                .position(|(_, call)| context_of(call) == *context)
+                .unwrap_or_else(|| panic!("no call for `{context}`"));
+            let (index, call) = pending.remove(position);
+            expected[index] = make(&replay, call);
+        }
+        assert_eq!(results, expected);
+        assert_eq!(
+            store.events(OperationId(1)).unwrap().len(),
+            replay.events(OperationId(1)).unwrap().len()
+        );
+    }
+
+    /// Returns the context string a call is queued under.
+    fn context_of(call: &Call) -> String {
+        match call {
+            Call::Open(plan) => {
+                format!("open of property `grand` on 2026-12-04 with plan `{plan}`")
+            }
+            Call::Start(order) => format!("start of step {order} of operation 1"),
+            Call::Complete(order, token) => {
+                format!("completion of step {order} of operation 1 claim {token}")
+            }
+            Call::Skip(order) => format!("skip of step {order} of operation 1"),
+            Call::Retry(order) => format!("retry of step {order} of operation 1"),
+        }
+    }
+}
