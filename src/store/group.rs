@@ -119,9 +119,16 @@ where
     }
 }
 
-/// Describes the failure of a batch's commit to one of its calls.
+/// Describes the failure of a batch's transaction to one of its calls: a busy file as
+/// [`Error::Busy`], anything else as a storage error with the cause's text.
 fn batch_failure(context: &str, err: &Error) -> Error {
     let detail = match err {
+        Error::Busy { path, detail } => {
+            return Error::Busy {
+                path: path.clone(),
+                detail: detail.clone(),
+            };
+        }
         Error::Storage { source, .. } => source.to_string(),
         other => other.to_string(),
     };
@@ -241,14 +248,7 @@ impl Store {
             .first()
             .map_or("a batch", |job| job.context())
             .to_owned();
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|err| Error::storage(format!("beginning a write to {context}"), err))?;
-        if self.options.durability == super::Durability::None {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|err| Error::storage(format!("setting durability to {context}"), err))?;
-        }
+        let (_gate, txn) = self.begin_write(&context)?;
         let (clean, changed) = {
             let mut tables = WriteTables::open(&txn)?;
             let clean = batch.iter_mut().all(|job| job.apply(&mut tables));

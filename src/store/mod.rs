@@ -31,6 +31,9 @@ pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_mins(5);
 /// The default wait of an open for another process's file lock.
 pub const DEFAULT_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The default wait of a write for another process's write lock.
+pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The durability of commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -74,6 +77,7 @@ pub struct StoreOptions {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) open_timeout: std::time::Duration,
     pub(crate) group_commit: bool,
+    pub(crate) write_timeout: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -84,7 +88,8 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Returns the defaults: open an existing file only, [`Durability::Immediate`],
-    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, an open timeout of [`DEFAULT_OPEN_TIMEOUT`], group
+    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, an open and a write timeout of [`DEFAULT_OPEN_TIMEOUT`] and
+    /// [`DEFAULT_WRITE_TIMEOUT`], group
     /// commit on.
     pub fn new() -> StoreOptions {
         StoreOptions {
@@ -95,6 +100,7 @@ impl StoreOptions {
             clock: Arc::new(SystemClock),
             open_timeout: DEFAULT_OPEN_TIMEOUT,
             group_commit: true,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 
@@ -127,6 +133,13 @@ impl StoreOptions {
     /// [`Error::Busy`] (default [`DEFAULT_OPEN_TIMEOUT`]).
     pub fn open_timeout(mut self, timeout: std::time::Duration) -> StoreOptions {
         self.open_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a write waits for another process's write lock before failing with
+    /// [`Error::Busy`] (default [`DEFAULT_WRITE_TIMEOUT`]).
+    pub fn write_timeout(mut self, timeout: std::time::Duration) -> StoreOptions {
+        self.write_timeout = timeout;
         self
     }
 
@@ -261,7 +274,8 @@ pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> R
 /// same file for reading and writing at the same time.
 #[derive(Debug)]
 pub struct Store {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    write_gate: std::sync::Mutex<()>,
     path: PathBuf,
     options: StoreOptions,
     group: group::GroupCommit,
@@ -295,20 +309,71 @@ impl Store {
         self.options.clock.now()
     }
 
+    /// Begins a write transaction with the configured durability, waiting at most the write
+    /// timeout for another process's write lock.
+    ///
+    /// Threads of this process queue on `write_gate`, so that redb's `try_begin_write` reports
+    /// `WouldBlock` only for a lock held by another process. That wait runs on a helper thread,
+    /// because redb waits for it without limit; a transaction the helper gets after the timeout
+    /// is dropped, which aborts it.
+    fn begin_write(
+        &self,
+        context: &str,
+    ) -> Result<(std::sync::MutexGuard<'_, ()>, redb::WriteTransaction)> {
+        let gate = self
+            .write_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let begin_error = |err| Error::storage(format!("beginning a write to {context}"), err);
+        let mut txn = match self.db.try_begin_write() {
+            Ok(txn) => txn,
+            Err(redb::TransactionError::WouldBlock) => self.wait_for_write_lock()?,
+            Err(err) => return Err(begin_error(err)),
+        };
+        if self.options.durability == Durability::None {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|err| Error::storage(format!("setting durability to {context}"), err))?;
+        }
+        Ok((gate, txn))
+    }
+
+    fn wait_for_write_lock(&self) -> Result<redb::WriteTransaction> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let db = Arc::clone(&self.db);
+        std::thread::Builder::new()
+            .name("eodstore-write-wait".into())
+            .spawn(move || {
+                let _ = sender.send(db.begin_write());
+            })
+            .map_err(|source| Error::Io {
+                action: "start a thread to wait for the write lock of",
+                path: self.path.clone(),
+                source,
+            })?;
+        let timeout = self.options.write_timeout;
+        match receiver.recv_timeout(timeout) {
+            Ok(Ok(txn)) => Ok(txn),
+            Ok(Err(err)) => Err(Error::storage("waiting for the write lock", err)),
+            Err(_) => Err(Error::Busy {
+                path: self.path.clone(),
+                detail: format!(
+                    "another process has held its write lock for over {} s ({:?} mode lets \
+                     processes take turns, one write transaction at a time); look for a stopped \
+                     or hung program using this file, or try again later",
+                    timeout.as_secs_f64(),
+                    self.options.concurrency
+                ),
+            }),
+        }
+    }
+
     /// Runs `body` in one write transaction and commits it, or writes nothing if `body` fails.
     pub(crate) fn write<T>(
         &self,
         context: &str,
         body: impl FnOnce(&mut tables::WriteTables<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|err| Error::storage(format!("beginning a write to {context}"), err))?;
-        if self.options.durability == Durability::None {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|err| Error::storage(format!("setting durability to {context}"), err))?;
-        }
+        let (_gate, txn) = self.begin_write(context)?;
         let (value, changed) = {
             let mut tables = tables::WriteTables::open(&txn)?;
             let value = body(&mut tables)?;

@@ -83,7 +83,8 @@ impl Store {
         })?;
         tracing::debug!(path = %path.display(), ?mode, "opened store");
         let store = Store {
-            db,
+            db: std::sync::Arc::new(db),
+            write_gate: std::sync::Mutex::new(()),
             path,
             options,
             group: super::group::GroupCommit::default(),
@@ -94,7 +95,7 @@ impl Store {
 
     /// Checks the format version, and gives a new, empty redb file eodstore's tables.
     fn check_format(&self) -> Result<()> {
-        let found = read_format(&self.db, &self.path)?;
+        let found = read_format(self.db.as_ref(), &self.path)?;
         match found {
             Some(version) if version > FORMAT_VERSION => Err(Error::NewerFormat {
                 path: self.path.clone(),
