@@ -1498,3 +1498,73 @@ fn verbose_flag_enables_debug_logs() {
         from_env.stderr
     );
 }
+
+/// A command left running by a killed `eod run` would overlap the resumed run's attempt, so the
+/// command must die with its runner, even when the runner is killed with SIGKILL.
+#[test]
+fn killed_run_ends_its_command() {
+    let sandbox = Sandbox::new();
+    let pid_file = sandbox.path("command.pid");
+    let marker = sandbox.path("finished");
+    let plan = sandbox.plan(
+        "slow.toml",
+        &format!(
+            "name = \"slow\"\n[[steps]]\norder = 1\ncode = \"slow\"\nname = \"Yavaş adım\"\n\
+             command = \"echo $$ > '{}'; sleep 30; touch '{}'\"\n",
+            pid_file.display(),
+            marker.display()
+        ),
+    );
+    let mut runner = sandbox
+        .command()
+        .arg("--db")
+        .arg(sandbox.db())
+        .args(["run", "--date", "2026-12-04", "--plan", &plan])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start eod run");
+
+    // Wait, bounded, until the command has started and written its pid.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let command_pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::yield_now();
+    };
+    runner.kill().expect("kill eod run");
+    runner.wait().expect("reap eod run");
+
+    let proc_entry = PathBuf::from(format!("/proc/{command_pid}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proc_entry.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived its runner"
+        );
+        std::thread::yield_now();
+    }
+    assert!(!marker.exists());
+
+    // The next run takes the step over and runs the command again; make it quick this time.
+    let quick = sandbox.plan(
+        "slow.toml",
+        "name = \"slow\"\n[[steps]]\norder = 1\ncode = \"slow\"\nname = \"Yavaş adım\"\ncommand = \"true\"\n",
+    );
+    let resumed = sandbox.eod(&["run", "--date", "2026-12-04", "--plan", &quick]);
+    assert_code(&resumed, 0);
+    let events = sandbox.store().events(eodstore::OperationId(1)).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == eodstore::EventKind::TakenOver)
+    );
+}

@@ -9,6 +9,27 @@ use std::time::{Duration, Instant};
 use super::{HandlerError, HandlerResult, StepContext};
 use crate::store::{MAX_OUTPUT_TAIL, tail};
 
+/// The shell script that runs a step's command (its first argument) so that the command dies
+/// with the runner.
+///
+/// The script leads its own process group. It runs the command in the background with standard
+/// input from `/dev/null`, and a watcher that reads the script's standard input, a pipe whose
+/// write end only the runner holds. If the runner dies, even by SIGKILL, the watcher reads
+/// end-of-file and kills the whole group, so a resumed run never overlaps a command left over
+/// from a crashed one. Otherwise the script ends the watcher and exits with the command's status
+/// (128 plus the signal number for a command ended by a signal).
+const WATCHED_COMMAND: &str = r#"exec 3<&0
+sh -c "$1" </dev/null 3<&- &
+command=$!
+( read -r line <&3; kill -9 0 ) </dev/null &
+watcher=$!
+exec 3<&-
+wait "$command"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status"
+"#;
+
 /// Values passed to every command besides the step's own.
 #[derive(Debug, Clone, Default)]
 pub struct ShellEnvironment {
@@ -22,7 +43,8 @@ pub struct ShellEnvironment {
 /// `EOD_STEP_ORDER`, `EOD_ATTEMPT` and, when set, `EOD_DB`. Its standard output and error are
 /// captured together; the last 4 KiB are kept as the step's output. Exit code 0 completes the
 /// step; any other exit, a signal, or running past `timeout` fails it with a message naming the
-/// cause. On timeout the command's whole process group is sent SIGKILL.
+/// cause. On timeout the command's whole process group is sent SIGKILL, and so it is when the
+/// runner process dies, so a resumed run never overlaps a command of a crashed one.
 pub fn shell_handler(
     command: String,
     timeout: Option<Duration>,
@@ -43,6 +65,8 @@ fn run_command(
     let mut shell = Command::new("sh");
     shell
         .arg("-c")
+        .arg(WATCHED_COMMAND)
+        .arg("eod-step")
         .arg(command)
         .env("EOD_OPERATION_ID", context.operation.id.to_string())
         .env("EOD_PROPERTY", &context.operation.property)
@@ -53,7 +77,7 @@ fn run_command(
         .env("EOD_STEP_CODE", &context.step.code)
         .env("EOD_STEP_ORDER", context.step.order.to_string())
         .env("EOD_ATTEMPT", context.attempt().to_string())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(writer.try_clone().map_err(spawn_error)?)
         .stderr(writer);
     if let Some(database) = &environment.database {
@@ -62,6 +86,9 @@ fn run_command(
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut shell, 0);
     let mut child = shell.spawn().map_err(spawn_error)?;
+    // Held until the command has exited: its end-of-file tells the watcher that this process
+    // is gone.
+    let lifeline = child.stdin.take();
     // The parent's copies of the pipe's write end went with `shell`'s stdio, so the reader sees
     // end-of-file once the command and everything it started have exited.
     drop(shell);
@@ -100,6 +127,7 @@ fn run_command(
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    drop(lifeline);
     // A background process that keeps the pipe open must not hang the run.
     let bytes = output
         .recv_timeout(Duration::from_secs(2))
