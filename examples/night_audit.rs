@@ -106,8 +106,8 @@ struct Args {
     /// The property code [default: `property` of hotel.toml].
     #[arg(long, value_name = "CODE")]
     property: Option<String>,
-    /// The directory for the report, postings journal and export [default: the directory of
-    /// --db].
+    /// The directory for the report, postings journal and export [default: `eod-reports`
+    /// beside --db].
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
     /// Aborts the process right after the start of this step is committed.

@@ -390,7 +390,7 @@ command = "echo posting; test -f fixed || { echo 'posting broken' >&2; exit 3; }
 "#,
     );
 
-    let failed = sandbox.eod(&["run", "--date", "2026-12-04", "--plan", &plan]);
+    let failed = sandbox.eod_raw(&["run", "--date", "2026-12-04", "--plan", &plan]);
     assert_code(&failed, 4);
     assert_eq!(
         failed.stdout,
@@ -490,7 +490,7 @@ timeout_seconds = 1
 "#,
     );
     let began = Instant::now();
-    let run = sandbox.eod(&["--json", "run", "--date", "2026-12-04", "--plan", &plan]);
+    let run = sandbox.eod_raw(&["--json", "run", "--date", "2026-12-04", "--plan", &plan]);
     assert!(
         began.elapsed() < Duration::from_secs(20),
         "the command was not killed"
@@ -548,7 +548,7 @@ name = "Sonra"
 command = "true"
 "#,
     );
-    let paused = sandbox.eod(&["run", "--date", "2026-12-04", "--plan", &plan, "--json"]);
+    let paused = sandbox.eod_raw(&["run", "--date", "2026-12-04", "--plan", &plan, "--json"]);
     assert_code(&paused, 5);
     let value = paused.json();
     assert_eq!(
@@ -576,7 +576,7 @@ command = "true"
     let claim = claim_of(&started);
 
     // A run while the manual step is running pauses at it again and names its holder.
-    let waiting = sandbox.eod(&["run", "--date", "2026-12-04", "--plan", &plan]);
+    let waiting = sandbox.eod_raw(&["run", "--date", "2026-12-04", "--plan", &plan]);
     assert_code(&waiting, 5);
     assert!(
         waiting
@@ -597,7 +597,7 @@ command = "true"
         &claim,
     ]);
     assert_code(&completed, 0);
-    let finished = sandbox.eod(&["run", "--date", "2026-12-04", "--plan", &plan]);
+    let finished = sandbox.eod_raw(&["run", "--date", "2026-12-04", "--plan", &plan]);
     assert_code(&finished, 0);
     assert!(
         finished
@@ -622,7 +622,7 @@ fn run_rejects_zero_lease() {
 #[test]
 fn run_standard_plan_pauses_first() {
     let sandbox = Sandbox::new();
-    let run = sandbox.eod(&["run", "--date", "2026-12-04", "--lease-secs", "60"]);
+    let run = sandbox.eod_raw(&["run", "--date", "2026-12-04", "--lease-secs", "60"]);
     assert_code(&run, 5);
     assert_eq!(
         run.stderr,
@@ -1566,5 +1566,29 @@ fn killed_run_ends_its_command() {
         events
             .iter()
             .any(|e| e.kind == eodstore::EventKind::TakenOver)
+    );
+}
+
+/// Suggestions in messages name the database when it is not the default, so that they act on
+/// the same file when copied as printed.
+#[test]
+fn run_hints_name_the_database() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.eod(&["run", "--date", "2026-12-04"]);
+    assert_code(&run, 5);
+    let db = sandbox.db().display().to_string();
+    assert!(
+        run.stderr.contains(&format!(
+            "run `eod --db {db} step start --operation 1 --order 1`"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "then run `eod --db {db} run --date 2026-12-04 --property default` again"
+        )),
+        "{}",
+        run.stderr
     );
 }

@@ -451,3 +451,33 @@ fn racing_transitions_one_winner() {
     assert_eq!(retried.status, StepStatus::Pending);
     assert_eq!(retried.attempts, 1);
 }
+
+#[test]
+fn long_texts_cut_at_limit() {
+    let t = create_temp_store();
+    let id = open_standard(&t);
+    let reason = "ğ".repeat(eodstore::MAX_MESSAGE);
+    let skipped = t.store.skip_step(id, 3, &reason, &caller("a")).unwrap();
+    let kept = skipped.last_error.unwrap();
+    assert_eq!(kept.len(), eodstore::MAX_MESSAGE);
+    assert!(reason.starts_with(&kept));
+
+    let started = t.store.start_step(id, 1, &caller("a")).unwrap();
+    let output = format!("başlangıç\n{}", "ç".repeat(eodstore::MAX_OUTPUT_TAIL));
+    let error = "x".repeat(eodstore::MAX_MESSAGE + 10);
+    let failed = t
+        .store
+        .fail_step(
+            id,
+            1,
+            &started.claim.token,
+            &error,
+            Some(&output),
+            &caller("a"),
+        )
+        .unwrap();
+    assert_eq!(failed.last_error.unwrap().len(), eodstore::MAX_MESSAGE);
+    let tail = failed.output_tail.unwrap();
+    assert_eq!(tail.len(), eodstore::MAX_OUTPUT_TAIL);
+    assert!(output.ends_with(&tail));
+}

@@ -88,8 +88,8 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// Returns the defaults: open an existing file only, [`Durability::Immediate`],
-    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, an open and a write timeout of [`DEFAULT_OPEN_TIMEOUT`] and
-    /// [`DEFAULT_WRITE_TIMEOUT`], group
+    /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, open
+    /// and write timeouts of [`DEFAULT_OPEN_TIMEOUT`] and [`DEFAULT_WRITE_TIMEOUT`], and group
     /// commit on.
     pub fn new() -> StoreOptions {
         StoreOptions {
@@ -267,11 +267,15 @@ pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> R
 ///
 /// # Concurrency
 ///
-/// Write calls from any number of threads and processes queue for redb's single write slot, one
-/// transaction each, and every rule (step order, claims, plan identity) is checked inside that
-/// transaction, so racing callers see exactly one winner. Reads run on snapshots and never wait
-/// for writers. In [`ConcurrencyMode::MultiWriter`] (the default) other processes may open the
-/// same file for reading and writing at the same time.
+/// Write calls from any number of threads queue in arrival order. With group commit (the
+/// default, see [`StoreOptions::group_commit`]) the queued calls of this process share one write
+/// transaction and one durable commit, each call seeing the changes of the calls before it.
+/// Processes take turns for redb's single write lock, waiting at most the write timeout. Every
+/// rule (step order, claims, plan identity) is checked inside the write transaction, so racing
+/// callers see exactly one winner. Reads run on snapshots and never wait for writers. In
+/// [`ConcurrencyMode::MultiWriter`] (the default) other processes may open the same file for
+/// reading and writing at the same time; opening waits at most the open timeout while another
+/// process is inside a write transaction.
 #[derive(Debug)]
 pub struct Store {
     db: Arc<redb::Database>,

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::tables::WriteTables;
-use super::{Caller, Store, check_text};
+use super::{Caller, Store};
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, Event, EventKind, Operation, OperationId, OperationStatus, Step, StepStatus,
@@ -18,7 +18,8 @@ use crate::process;
 
 /// The most output kept per attempt, in bytes; longer output keeps its end.
 pub const MAX_OUTPUT_TAIL: usize = 4096;
-/// The longest error message or skip reason kept, in bytes; longer text keeps its start.
+/// The longest error message or skip reason kept, in bytes; longer text keeps its start, cut at
+/// a character boundary.
 pub const MAX_MESSAGE: usize = 4096;
 
 /// The result of [`Store::start_step`].
@@ -298,10 +299,16 @@ impl Store {
         caller: &Caller,
     ) -> Result<Step> {
         caller.validate()?;
-        check_text("skip reason", reason, MAX_MESSAGE)?;
+        if reason.trim().is_empty() {
+            return Err(Error::InvalidInput {
+                what: "skip reason",
+                value: reason.to_owned(),
+                expected: "a reason why the step is not needed".into(),
+            });
+        }
         let call = format!("skip of step {order} of operation {operation}");
         let now = self.now();
-        let reason = reason.to_owned();
+        let reason = head(reason, MAX_MESSAGE).to_owned();
         self.write_request(caller, call, move |tables, caller| {
             let mut loaded = load(tables, operation, order)?;
             let from = loaded.step().status;

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The database used when neither `--db` nor `EOD_DB` names one.
+pub const DEFAULT_DB: &str = "./eod.redb";
+
 /// The exit codes, shown under `eod --help`.
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -29,7 +32,7 @@ pub struct Cli {
         long,
         global = true,
         env = "EOD_DB",
-        default_value = "./eod.redb",
+        default_value = DEFAULT_DB,
         value_name = "PATH"
     )]
     pub db: PathBuf,

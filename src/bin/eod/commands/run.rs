@@ -72,9 +72,11 @@ pub(super) fn run(db: &Path, json: bool, args: &RunArgs) -> CliResult {
         json,
         &ViewOut::new(&report.operation, steps, Some(&report.outcome)),
     )?;
+    let eod = eod_command(db);
     explain_outcome(
         &report,
-        &rerun_command(&args.day.date, &args.day.property, &args.plan),
+        &eod,
+        &rerun_command(&eod, &args.day.date, &args.day.property, &args.plan),
     )
 }
 
@@ -120,7 +122,7 @@ fn describe(step: &Step) -> String {
 }
 
 /// Tells on stderr how a run ended and what to do next, and returns the matching outcome.
-fn explain_outcome(report: &RunReport, rerun: &str) -> CliResult {
+fn explain_outcome(report: &RunReport, eod: &str, rerun: &str) -> CliResult {
     let id = report.operation.id;
     let find = |order: u32| report.steps.iter().find(|step| step.order == order);
     match &report.outcome {
@@ -139,12 +141,12 @@ fn explain_outcome(report: &RunReport, rerun: &str) -> CliResult {
             let mut next = vec![
                 format!("fix the cause and run `{rerun}` again, which retries the step"),
                 format!(
-                    "or return it to pending with `eod step retry --operation {id} --order \
+                    "or return it to pending with `{eod} step retry --operation {id} --order \
                      {order}` and run it by hand"
                 ),
             ];
             if find(*order).is_some_and(|step| !step.required) {
-                next.push(skip_hint(id, *order));
+                next.push(skip_hint(eod, id, *order));
             }
             let next = next.join("; ");
             eprintln!("{next}");
@@ -156,7 +158,7 @@ fn explain_outcome(report: &RunReport, rerun: &str) -> CliResult {
                     message: format!("the run paused at step {order}, which operation {id} lacks"),
                 });
             };
-            eprintln!("{}", pause_message(id, step, code, rerun));
+            eprintln!("{}", pause_message(eod, id, step, code, rerun));
             Ok(Outcome::Paused)
         }
         other => Err(CliError::Internal {
@@ -166,10 +168,10 @@ fn explain_outcome(report: &RunReport, rerun: &str) -> CliResult {
 }
 
 /// Explains a pause at a manual step: how to run it by hand, given its status, and to run again.
-fn pause_message(id: OperationId, step: &Step, code: &str, rerun: &str) -> String {
+fn pause_message(eod: &str, id: OperationId, step: &Step, code: &str, rerun: &str) -> String {
     let order = step.order;
-    let start = format!("eod step start --operation {id} --order {order}");
-    let complete = format!("eod step complete --operation {id} --order {order} --claim TOKEN");
+    let start = format!("{eod} step start --operation {id} --order {order}");
+    let complete = format!("{eod} step complete --operation {id} --order {order} --claim TOKEN");
     let by_hand = match step.status {
         StepStatus::Running => format!(
             "it is running, started by `{}`; its holder completes it with `{complete}`, \
@@ -177,7 +179,7 @@ fn pause_message(id: OperationId, step: &Step, code: &str, rerun: &str) -> Strin
             step.actor.as_deref().unwrap_or("unknown")
         ),
         StepStatus::Failed => format!(
-            "it failed ({}); return it to pending with `eod step retry --operation {id} --order \
+            "it failed ({}); return it to pending with `{eod} step retry --operation {id} --order \
              {order}`, then run `{start}` and `{complete}` with the printed claim token",
             step.last_error.as_deref().unwrap_or("no error recorded")
         ),
@@ -191,23 +193,37 @@ fn pause_message(id: OperationId, step: &Step, code: &str, rerun: &str) -> Strin
         step.name
     )];
     if !step.required {
-        parts.push(skip_hint(id, order));
+        parts.push(skip_hint(eod, id, order));
     }
     parts.push(format!("then run `{rerun}` again"));
     parts.join("; ")
 }
 
 /// Suggests skipping an optional step.
-fn skip_hint(id: OperationId, order: u32) -> String {
+fn skip_hint(eod: &str, id: OperationId, order: u32) -> String {
     format!(
-        "or, since it is optional, skip it with `eod step skip --operation {id} --order {order} \
+        "or, since it is optional, skip it with `{eod} step skip --operation {id} --order {order} \
          --reason TEXT`"
     )
 }
 
+/// Returns the start of the `eod` command lines suggested in messages: `eod`, plus `--db` when
+/// the database is not the default one, so that a suggestion copied as printed acts on the same
+/// file.
+fn eod_command(db: &Path) -> String {
+    if db == Path::new(crate::cli::DEFAULT_DB) {
+        "eod".to_owned()
+    } else {
+        format!("eod --db {}", shell_word(&db.display().to_string()))
+    }
+}
+
 /// Returns the `eod run` command line that resumes this run, for messages.
-fn rerun_command(date: &str, property: &str, plan: &PlanArgs) -> String {
-    let command = format!("eod run --date {date} --property {}", shell_word(property));
+fn rerun_command(eod: &str, date: &str, property: &str, plan: &PlanArgs) -> String {
+    let command = format!(
+        "{eod} run --date {date} --property {}",
+        shell_word(property)
+    );
     if plan.plan == "standard" {
         command
     } else {
