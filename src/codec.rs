@@ -28,6 +28,15 @@ pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<
         what,
         detail: err.to_string(),
     })?;
+    if body.len() > MAX_RECORD_BYTES {
+        return Err(Error::Encode {
+            what,
+            detail: format!(
+                "the record has {} bytes, more than the {MAX_RECORD_BYTES} bytes decoding accepts",
+                body.len()
+            ),
+        });
+    }
     bytes.extend_from_slice(&body);
     Ok(bytes)
 }

@@ -20,6 +20,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,11 @@ use crate::model::PlanIdentityStep;
 pub const MAX_CODE_LEN: usize = 64;
 /// The longest plan or step name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
+/// The most steps a plan may have. It keeps every operation record well below the record size
+/// limit of the encoding.
+pub const MAX_STEPS: usize = 1000;
+/// The largest plan file read, in bytes.
+pub const MAX_PLAN_FILE_BYTES: u64 = 1 << 20;
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,10 +172,35 @@ impl Plan {
     /// Returns [`Error::PlanFile`] when the file cannot be read, and the errors of
     /// [`Plan::from_toml`].
     pub fn from_file(path: &Path) -> Result<Plan> {
-        let text = std::fs::read_to_string(path).map_err(|err| Error::PlanFile {
+        let problem = |problem: String| Error::PlanFile {
             path: path.to_owned(),
-            problem: err.to_string(),
+            problem,
+        };
+        let metadata = std::fs::metadata(path).map_err(|err| {
+            problem(format!(
+                "{err}; check the path, or pass `standard` for the built-in plan"
+            ))
         })?;
+        if !metadata.is_file() {
+            return Err(problem(
+                "it is not a regular file; pass a TOML plan file".into(),
+            ));
+        }
+        if metadata.len() > MAX_PLAN_FILE_BYTES {
+            return Err(problem(format!(
+                "it has {} bytes, more than the {MAX_PLAN_FILE_BYTES} bytes a plan file may have",
+                metadata.len()
+            )));
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_PLAN_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(|err| problem(err.to_string()))?;
+        if text.len() as u64 > MAX_PLAN_FILE_BYTES {
+            return Err(problem(format!(
+                "it grew past the {MAX_PLAN_FILE_BYTES} bytes a plan file may have while it was read"
+            )));
+        }
         Plan::from_toml(&text, &path.display().to_string())
     }
 
@@ -267,22 +298,42 @@ pub(crate) fn first_difference(
     None
 }
 
+/// Returns whether a plan or step name is acceptable: not blank, at most [`MAX_NAME_CHARS`]
+/// characters, and without control characters, which would break tables and logs.
+fn name_ok(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= MAX_NAME_CHARS
+        && !name.chars().any(char::is_control)
+}
+
 fn validate(name: &str, steps: &[PlanStep]) -> Result<()> {
     let invalid = |entry: String, problem: String| Error::InvalidPlan {
         plan: name.to_owned(),
         entry,
         problem,
     };
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if !name_ok(name) {
         return Err(invalid(
             "name".into(),
-            format!("the plan name must be 1 to {MAX_NAME_CHARS} characters and not blank"),
+            format!(
+                "the plan name must be 1 to {MAX_NAME_CHARS} characters, not blank, without \
+                 control characters"
+            ),
         ));
     }
     if steps.is_empty() {
         return Err(invalid(
             "steps".into(),
             "a plan needs at least one step".into(),
+        ));
+    }
+    if steps.len() > MAX_STEPS {
+        return Err(invalid(
+            "steps".into(),
+            format!(
+                "a plan may have at most {MAX_STEPS} steps, and this one has {}",
+                steps.len()
+            ),
         ));
     }
     let mut orders = HashSet::new();
@@ -304,11 +355,12 @@ fn validate(name: &str, steps: &[PlanStep]) -> Result<()> {
                 ),
             ));
         }
-        if step.name.trim().is_empty() || step.name.chars().count() > MAX_NAME_CHARS {
+        if !name_ok(&step.name) {
             return Err(invalid(
                 entry,
                 format!(
-                    "the name of `{}` must be 1 to {MAX_NAME_CHARS} characters and not blank",
+                    "the name of `{}` must be 1 to {MAX_NAME_CHARS} characters, not blank, \
+                     without control characters",
                     step.code
                 ),
             ));
@@ -461,7 +513,7 @@ timeout_seconds = 5
         .to_string();
         assert_eq!(
             err,
-            "invalid plan `p` in `x.toml`: step 1 (order 1): the name of `a` must be 1 to 200 characters and not blank"
+            "invalid plan `p` in `x.toml`: step 1 (order 1): the name of `a` must be 1 to 200 characters, not blank, without control characters"
         );
     }
 
