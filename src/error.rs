@@ -141,7 +141,8 @@ pub enum Error {
 
     /// No operation exists for this property and business date. Rejected.
     #[error(
-        "no operation for property `{property}` on {business_date}: open one with `eod open --date {business_date} --property {property}`"
+        "no operation for property `{property}` on {business_date}: open one with `eod open --date {business_date} --property {}`",
+        shell_word(.property)
     )]
     NoOperationForDate {
         /// The property.
@@ -340,6 +341,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Quotes `word` for a POSIX shell when it contains anything but plain characters, so that a
+/// command suggested in a message can be copied as printed.
+pub(crate) fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@' | '+'));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// The broad class of an [`Error`], for callers that map errors to exit codes or retry policies.

@@ -1357,7 +1357,8 @@ fn plan_file_errors_rejected() {
     assert_eq!(
         run.stderr,
         format!(
-            "error: cannot read plan file `{missing}`: No such file or directory (os error 2)\n"
+            "error: cannot read plan file `{missing}`: No such file or directory (os error 2); \
+             check the path, or pass `standard` for the built-in plan\n"
         )
     );
     assert!(!sandbox.db().exists());

@@ -106,7 +106,7 @@ fn reused_request_id_rejected() {
     assert_eq!(
         err.to_string(),
         format!(
-            "request id `r-7` was already used for start of step 1 of operation {id}, not for skip of step 3 of operation {id}; use a new request id for a new call"
+            "request id `r-7` was already used for start of step 1 of operation {id} by `a`, not for skip of step 3 of operation {id} by `a`; use a new request id for a new call"
         )
     );
     assert_eq!(t.store.steps(id).unwrap()[2].status, StepStatus::Pending);
@@ -146,4 +146,42 @@ fn replay_survives_reopen() {
         .start_step(id, 1, &caller("a").request_id("start-x"))
         .unwrap();
     assert_eq!(again.claim, first.claim);
+}
+
+#[test]
+fn replay_requires_same_actor_and_claim() {
+    let t = create_temp_store();
+    let id = open_standard(&t);
+    let first = t
+        .store
+        .start_step(id, 1, &caller("alice").request_id("s-1"))
+        .unwrap();
+    // Another actor with the same request id gets no claim.
+    let err = t
+        .store
+        .start_step(id, 1, &caller("mallory").request_id("s-1"))
+        .unwrap_err();
+    assert!(matches!(err, Error::RequestIdReused { .. }), "{err}");
+    assert!(!err.to_string().contains(&first.claim.token), "{err}");
+
+    // A completion repeated with another token is rejected, and the message shows no token.
+    t.store
+        .complete_step(
+            id,
+            1,
+            &first.claim.token,
+            None,
+            &caller("alice").request_id("c-1"),
+        )
+        .unwrap();
+    let err = t
+        .store
+        .complete_step(id, 1, "forged", None, &caller("alice").request_id("c-1"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "request id `c-1` was already used for completion of step 1 of operation {id} by `alice`, not for completion of step 1 of operation {id} by `alice` with another claim token; use a new request id for a new call"
+        )
+    );
 }

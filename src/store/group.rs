@@ -58,6 +58,8 @@ trait Job: Send {
     fn apply(&mut self, tables: &mut WriteTables<'_>) -> bool;
     /// Runs the call alone in its own transaction and keeps its result.
     fn apply_alone(&mut self, store: &Store);
+    /// Keeps `error` as the call's result.
+    fn fail(&mut self, error: Error);
     /// Sends the kept result to the caller, or `failure` when the batch's commit failed.
     fn finish(self: Box<Self>, failure: Option<&Error>);
     /// Tells the caller to lead the next batch.
@@ -96,6 +98,10 @@ where
         self.result = Some(store.write(&self.context, |tables| body(tables)));
     }
 
+    fn fail(&mut self, error: Error) {
+        self.result = Some(Err(error));
+    }
+
     fn finish(self: Box<Self>, failure: Option<&Error>) {
         let result = match (failure, self.result) {
             (Some(err), _) => Err(batch_failure(&self.context, err)),
@@ -125,6 +131,12 @@ fn batch_failure(context: &str, err: &Error) -> Error {
     let detail = match err {
         Error::Busy { path, detail } => {
             return Error::Busy {
+                path: path.clone(),
+                detail: detail.clone(),
+            };
+        }
+        Error::Corrupt { path, detail } => {
+            return Error::Corrupt {
                 path: path.clone(),
                 detail: detail.clone(),
             };
@@ -212,8 +224,13 @@ impl Store {
         }
     }
 
+    /// Applies and commits one batch and delivers every result. A panic inside redb (a file
+    /// damaged from outside) becomes [`Error::Corrupt`] for the calls it hit, so the leadership
+    /// always moves on and no caller waits forever.
     fn commit_batch(&self, mut batch: Vec<Box<dyn Job>>) {
-        let outcome = self.write_batch(&mut batch);
+        let outcome = self.guarded("applying a batch of writes", || {
+            self.write_batch(&mut batch)
+        });
         match outcome {
             Ok(true) => {
                 for job in batch {
@@ -226,7 +243,12 @@ impl Store {
                     "a call failed after writing; running each call of its batch alone"
                 );
                 for job in &mut batch {
-                    job.apply_alone(self);
+                    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job.apply_alone(self);
+                    }));
+                    if let Err(panic) = applied {
+                        job.fail(self.corrupt_from_panic("applying a write", panic.as_ref()));
+                    }
                 }
                 for job in batch {
                     job.finish(None);
@@ -428,7 +450,17 @@ mod tests {
             let (index, call) = pending.remove(position);
             expected[index] = make(&replay, call);
         }
-        assert_eq!(results, expected);
+        // Identical calls are interchangeable, so compare the outcomes per kind of call.
+        let pair = |outcomes: &[String]| {
+            let mut pairs: Vec<(String, String)> = calls
+                .iter()
+                .map(context_of)
+                .zip(outcomes.iter().cloned())
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        assert_eq!(pair(&results), pair(&expected));
         assert_eq!(
             store.events(OperationId(1)).unwrap().len(),
             replay.events(OperationId(1)).unwrap().len()
@@ -437,16 +469,15 @@ mod tests {
 
     /// Returns the context string a call is queued under.
     fn context_of(call: &Call) -> String {
-        match call {
+        let action = match call {
             Call::Open(plan) => {
                 format!("open of property `grand` on 2026-12-04 with plan `{plan}`")
             }
             Call::Start(order) => format!("start of step {order} of operation 1"),
-            Call::Complete(order, token) => {
-                format!("completion of step {order} of operation 1 claim {token}")
-            }
+            Call::Complete(order, _) => format!("completion of step {order} of operation 1"),
             Call::Skip(order) => format!("skip of step {order} of operation 1"),
             Call::Retry(order) => format!("retry of step {order} of operation 1"),
-        }
+        };
+        format!("{action} by `kasa`")
     }
 }

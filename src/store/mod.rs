@@ -78,6 +78,7 @@ pub struct StoreOptions {
     pub(crate) open_timeout: std::time::Duration,
     pub(crate) group_commit: bool,
     pub(crate) write_timeout: std::time::Duration,
+    pub(crate) read_only: bool,
 }
 
 impl Default for StoreOptions {
@@ -101,6 +102,7 @@ impl StoreOptions {
             open_timeout: DEFAULT_OPEN_TIMEOUT,
             group_commit: true,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            read_only: false,
         }
     }
 
@@ -133,6 +135,16 @@ impl StoreOptions {
     /// [`Error::Busy`] (default [`DEFAULT_OPEN_TIMEOUT`]).
     pub fn open_timeout(mut self, timeout: std::time::Duration) -> StoreOptions {
         self.open_timeout = timeout;
+        self
+    }
+
+    /// Sets whether the file is opened for reading only (default `false`). A read-only store
+    /// needs no write permission, leaves the file's bytes untouched and rejects every write
+    /// call with [`Error::InvalidInput`]; it never creates a file. In the exclusive-writer and
+    /// single-writer modes, a file that needs recovery after a crash is opened for writing
+    /// instead, so that redb can recover it.
+    pub fn read_only(mut self, read_only: bool) -> StoreOptions {
+        self.read_only = read_only;
         self
     }
 
@@ -196,6 +208,17 @@ impl Caller {
     pub fn lease(mut self, lease: SignedDuration) -> Caller {
         self.lease = Some(lease);
         self
+    }
+
+    /// Describes a call of `action` by this caller; `secret` (a claim token, or empty) enters
+    /// only the fingerprint, so that messages never show it.
+    pub(crate) fn describe(&self, action: &str, secret: &str) -> CallDescription {
+        let text = match self.lease {
+            Some(lease) => format!("{action} by `{}` with a lease of {lease:#}", self.actor),
+            None => format!("{action} by `{}`", self.actor),
+        };
+        let fingerprint = format!("{text}\u{1f}{secret}");
+        CallDescription { text, fingerprint }
     }
 
     /// Returns the actor's name.
@@ -278,7 +301,7 @@ pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> R
 /// process is inside a write transaction.
 #[derive(Debug)]
 pub struct Store {
-    db: Arc<redb::Database>,
+    db: Database,
     write_gate: std::sync::Mutex<()>,
     path: PathBuf,
     options: StoreOptions,
@@ -329,9 +352,16 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let begin_error = |err| Error::storage(format!("beginning a write to {context}"), err);
-        let mut txn = match self.db.try_begin_write() {
+        let Database::ReadWrite(db) = &self.db else {
+            return Err(Error::InvalidInput {
+                what: "write to a read-only store",
+                value: context.to_owned(),
+                expected: "a store opened without `StoreOptions::read_only`".into(),
+            });
+        };
+        let mut txn = match db.try_begin_write() {
             Ok(txn) => txn,
-            Err(redb::TransactionError::WouldBlock) => self.wait_for_write_lock()?,
+            Err(redb::TransactionError::WouldBlock) => self.wait_for_write_lock(db)?,
             Err(err) => return Err(begin_error(err)),
         };
         if self.options.durability == Durability::None {
@@ -341,9 +371,9 @@ impl Store {
         Ok((gate, txn))
     }
 
-    fn wait_for_write_lock(&self) -> Result<redb::WriteTransaction> {
+    fn wait_for_write_lock(&self, db: &Arc<redb::Database>) -> Result<redb::WriteTransaction> {
         let (sender, receiver) = std::sync::mpsc::channel();
-        let db = Arc::clone(&self.db);
+        let db = Arc::clone(db);
         std::thread::Builder::new()
             .name("eodstore-write-wait".into())
             .spawn(move || {
@@ -401,15 +431,17 @@ impl Store {
     pub(crate) fn write_request<T, F>(
         &self,
         caller: &Caller,
-        call: String,
+        action: &str,
+        secret: &str,
         mut body: F,
     ) -> Result<T>
     where
         T: Clone + Into<Recorded> + TryFrom<Recorded> + Send + 'static,
         F: FnMut(&mut tables::WriteTables<'_>, &Caller) -> Result<T> + Send + 'static,
     {
+        let call = caller.describe(action, secret);
         let caller = caller.clone();
-        self.submit(call.clone(), move |tables| {
+        self.submit(call.text.clone(), move |tables| {
             if let Some(request_id) = &caller.request_id
                 && let Some(recorded) = tables.request(request_id)?
             {
@@ -420,13 +452,77 @@ impl Store {
                 tables.record_request(
                     request_id,
                     &RequestRecord {
-                        call: call.clone(),
+                        call: call.text.clone(),
+                        fingerprint: call.fingerprint.clone(),
                         response: value.clone().into(),
                     },
                 )?;
             }
             Ok(value)
         })
+    }
+}
+
+/// The redb handle of a store: read-write, or read-only.
+pub(crate) enum Database {
+    ReadWrite(Arc<redb::Database>),
+    ReadOnly(redb::ReadOnlyDatabase),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Database::ReadWrite(_) => "ReadWrite",
+            Database::ReadOnly(_) => "ReadOnly",
+        })
+    }
+}
+
+impl Database {
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        use redb::ReadableDatabase;
+        match self {
+            Database::ReadWrite(db) => db.begin_read(),
+            Database::ReadOnly(db) => db.begin_read(),
+        }
+    }
+}
+
+impl Store {
+    /// Runs `body`, reporting a panic inside redb as [`Error::Corrupt`].
+    ///
+    /// redb documents that reading a file damaged from outside may panic, because ordinary reads
+    /// do not verify checksums. Such a panic is caught here and never reaches the caller.
+    pub(crate) fn guarded<T>(&self, what: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+            .unwrap_or_else(|panic| Err(self.corrupt_from_panic(what, panic.as_ref())))
+    }
+
+    pub(crate) fn corrupt_from_panic(
+        &self,
+        what: &str,
+        panic: &(dyn std::any::Any + Send),
+    ) -> Error {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        tracing::warn!(path = %self.path.display(), %message, "redb failed while {what}");
+        Error::Corrupt {
+            path: self.path.clone(),
+            detail: format!("redb failed while {what} ({message})"),
+        }
+    }
+
+    pub(crate) fn new(db: Database, path: PathBuf, options: StoreOptions) -> Store {
+        Store {
+            db,
+            write_gate: std::sync::Mutex::new(()),
+            path,
+            options,
+            group: group::GroupCommit::default(),
+        }
     }
 }
 
@@ -443,27 +539,43 @@ pub(crate) enum Recorded {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RequestRecord {
     pub(crate) call: String,
+    pub(crate) fingerprint: String,
     pub(crate) response: Recorded,
+}
+
+/// A write call as a request id records it.
+#[derive(Debug, Clone)]
+pub(crate) struct CallDescription {
+    /// The call for messages: the action, the actor and any lease, never a claim token.
+    pub(crate) text: String,
+    /// The text plus every secret argument (a claim token): a repeated call must match it
+    /// exactly to get the recorded response.
+    pub(crate) fingerprint: String,
 }
 
 /// Returns the recorded response if it was recorded for the same call, else rejects the reused id.
 pub(crate) fn replay<T: TryFrom<Recorded>>(
     request_id: &str,
-    call: &str,
+    call: &CallDescription,
     record: RequestRecord,
 ) -> Result<T> {
-    if record.call != call {
-        return Err(Error::RequestIdReused {
+    let reused = |record: &RequestRecord| {
+        let given = if record.call == call.text {
+            format!("{} with another claim token", call.text)
+        } else {
+            call.text.clone()
+        };
+        Error::RequestIdReused {
             request_id: request_id.to_owned(),
-            stored: record.call,
-            given: call.to_owned(),
-        });
+            stored: record.call.clone(),
+            given,
+        }
+    };
+    if record.fingerprint != call.fingerprint {
+        return Err(reused(&record));
     }
-    T::try_from(record.response).map_err(|_| Error::RequestIdReused {
-        request_id: request_id.to_owned(),
-        stored: record.call.clone(),
-        given: call.to_owned(),
-    })
+    let error = reused(&record);
+    T::try_from(record.response).map_err(|_| error)
 }
 
 macro_rules! recorded_conversions {

@@ -2,14 +2,15 @@
 
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable, TableHandle};
 
 use super::tables::{self, FORMAT_KEY, META, TABLE_NAMES};
-use super::{ConcurrencyMode, Durability, FORMAT_VERSION, Store, StoreOptions};
+use super::{ConcurrencyMode, Database, Durability, FORMAT_VERSION, Store, StoreOptions};
 use crate::error::{Error, Result};
 
 /// The first bytes of every redb file.
@@ -43,59 +44,28 @@ impl Store {
                     .into(),
             });
         }
-        let existing = check_signature(&path, options.create)?;
-        let mode = options.concurrency;
-
-        // Inspect an existing file read-only first, so that a foreign or newer file is rejected
-        // before redb opens it for writing (which may update its header). A file that redb
-        // cannot open read-only, such as one that needs recovery after a crash, goes on to the
-        // read-write open, which recovers it and runs the same checks.
-        if existing {
-            let inspect_path = path.clone();
-            let inspected = open_bounded(&path, options.open_timeout, move || {
-                let db = redb_builder(mode).open_read_only(&inspect_path)?;
-                Ok(read_format(&db, &inspect_path))
-            });
-            match inspected {
-                Ok(Ok(Some(version))) if version > FORMAT_VERSION => {
-                    return Err(Error::NewerFormat {
-                        path,
-                        found: version,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-                Ok(Err(err @ Error::NotEodstoreFile { .. })) | Err(err @ Error::Busy { .. }) => {
-                    return Err(err);
-                }
-                _ => {}
+        match file_state(&path)? {
+            FileState::Redb => {}
+            FileState::Empty if options.create => return open_checked(path, options, false),
+            FileState::Empty => {
+                return Err(Error::NotEodstoreFile {
+                    path,
+                    reason: "it is empty".into(),
+                });
             }
+            FileState::Missing if options.create => create_atomically(&path, &options)?,
+            FileState::Missing => return Err(Error::NoDatabase { path }),
         }
-
-        let create = options.create;
-        let open_path = path.clone();
-        let db = open_bounded(&path, options.open_timeout, move || {
-            let builder = redb_builder(mode);
-            if create {
-                builder.create(&open_path)
-            } else {
-                builder.open(&open_path)
-            }
-        })?;
-        tracing::debug!(path = %path.display(), ?mode, "opened store");
-        let store = Store {
-            db: std::sync::Arc::new(db),
-            write_gate: std::sync::Mutex::new(()),
-            path,
-            options,
-            group: super::group::GroupCommit::default(),
-        };
-        store.check_format()?;
-        Ok(store)
+        open_checked(path, options, true)
     }
 
     /// Checks the format version, and gives a new, empty redb file eodstore's tables.
     fn check_format(&self) -> Result<()> {
-        let found = read_format(self.db.as_ref(), &self.path)?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|err| Error::storage("reading the format version", err))?;
+        let found = read_format_in(&txn, &self.path)?;
         match found {
             Some(version) if version > FORMAT_VERSION => Err(Error::NewerFormat {
                 path: self.path.clone(),
@@ -149,6 +119,12 @@ fn read_format(db: &impl ReadableDatabase, path: &Path) -> Result<Option<u64>> {
     let txn = db
         .begin_read()
         .map_err(|err| Error::storage("reading the format version", err))?;
+    read_format_in(&txn, path)
+}
+
+/// Returns the format version recorded in the snapshot `txn`, or `None` for a redb file with no
+/// tables at all.
+fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result<Option<u64>> {
     let names: Vec<String> = txn
         .list_tables()
         .map_err(|err| Error::storage("listing tables", err))?
@@ -229,64 +205,154 @@ fn open_bounded<T: Send + 'static>(
     }
 }
 
-/// Rejects a missing file (unless creating) and a non-empty file that is not a redb file, before
-/// redb sees it. Returns whether a non-empty file exists.
-fn check_signature(path: &Path, create: bool) -> Result<bool> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let parent = path
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty());
-            if create && parent.is_some_and(|parent| !parent.is_dir()) {
-                return Err(Error::InvalidInput {
-                    what: "database path",
-                    value: path.display().to_string(),
-                    expected: "a file in an existing directory; create the directory first".into(),
+/// Opens `path` with redb and checks its format. `existing` says whether a redb file is there;
+/// if not, redb creates one in place.
+fn open_checked(path: PathBuf, options: StoreOptions, existing: bool) -> Result<Store> {
+    let mode = options.concurrency;
+
+    // Inspect an existing file read-only first, so that a foreign or newer file is rejected
+    // before redb opens it for writing (which may update its header). A file that redb cannot
+    // open read-only, such as one that needs recovery after a crash in the exclusive-writer
+    // mode, goes on to the read-write open, which recovers it and runs the same checks.
+    if existing {
+        let inspect_path = path.clone();
+        let inspected = open_bounded(&path, options.open_timeout, move || {
+            let db = redb_builder(mode).open_read_only(&inspect_path)?;
+            let format = read_format(&db, &inspect_path);
+            Ok((db, format))
+        });
+        match inspected {
+            Ok((_, Ok(Some(version)))) if version > FORMAT_VERSION => {
+                return Err(Error::NewerFormat {
+                    path,
+                    found: version,
+                    supported: FORMAT_VERSION,
                 });
             }
-            return if create {
-                Ok(false)
-            } else {
-                Err(Error::NoDatabase {
-                    path: path.to_owned(),
-                })
-            };
+            Ok((db, Ok(Some(_)))) if options.read_only => {
+                tracing::debug!(path = %path.display(), ?mode, "opened store read-only");
+                return Ok(Store::new(Database::ReadOnly(db), path, options));
+            }
+            Ok((_, Ok(None))) if options.read_only => {
+                return Err(Error::NotEodstoreFile {
+                    path,
+                    reason: "it is a redb database without eodstore's tables".into(),
+                });
+            }
+            Ok((_, Err(err @ (Error::NotEodstoreFile { .. } | Error::Corrupt { .. }))))
+            | Err(err @ (Error::Busy { .. } | Error::Locked { .. } | Error::Corrupt { .. })) => {
+                return Err(err);
+            }
+            _ => {}
         }
+    }
+
+    let create = options.create;
+    let open_path = path.clone();
+    let db = open_bounded(&path, options.open_timeout, move || {
+        let builder = redb_builder(mode);
+        if create {
+            builder.create(&open_path)
+        } else {
+            builder.open(&open_path)
+        }
+    })?;
+    tracing::debug!(path = %path.display(), ?mode, "opened store");
+    let store = Store::new(Database::ReadWrite(Arc::new(db)), path, options);
+    store.check_format()?;
+    Ok(store)
+}
+
+/// Creates a new store at `path` without a moment in which another process, or a crash, could
+/// see a half-made file there: the store is made under a temporary name in the same directory
+/// and then hard-linked into place. When another process links its file first, that file is
+/// used and this one is removed.
+fn create_atomically(path: &Path, options: &StoreOptions) -> Result<()> {
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::InvalidInput {
+            what: "database path",
+            value: path.display().to_string(),
+            expected: "a file in an existing directory; create the directory first".into(),
+        });
+    }
+    let name = path.file_name().map_or_else(
+        || "eod.redb".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let nanos = jiff::Timestamp::now().as_nanosecond();
+    let temporary = parent.join(format!(".{name}.{}.{nanos}.creating", std::process::id()));
+
+    let made = open_checked(temporary.clone(), options.clone().create(true), false).map(drop);
+    let linked = made.and_then(|()| match std::fs::hard_link(&temporary, path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Io {
+            action: "create",
+            path: path.to_owned(),
+            source,
+        }),
+    });
+    // The temporary name is only scaffolding; a leftover after a crash is harmless.
+    let _ = std::fs::remove_file(&temporary);
+    linked
+}
+
+/// What is at a database path before redb sees it.
+enum FileState {
+    Missing,
+    Empty,
+    Redb,
+}
+
+/// Tells a missing, empty or redb file apart, and rejects anything else: a directory, a FIFO
+/// or device (which are never opened, because opening a FIFO waits for a writer), or a file
+/// that does not start with the redb signature.
+fn file_state(path: &Path) -> Result<FileState> {
+    let foreign = |reason: &str| Error::NotEodstoreFile {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
         Err(source) => {
             return Err(Error::Io {
-                action: "open",
+                action: "inspect",
                 path: path.to_owned(),
                 source,
             });
         }
     };
-    let io_error = |source| Error::Io {
-        action: "read",
-        path: path.to_owned(),
-        source,
-    };
-    if file.metadata().map_err(io_error)?.is_dir() {
-        return Err(Error::NotEodstoreFile {
-            path: path.to_owned(),
-            reason: "it is a directory".into(),
-        });
+    if metadata.is_dir() {
+        return Err(foreign("it is a directory"));
+    }
+    if !metadata.is_file() {
+        return Err(foreign("it is not a regular file"));
     }
     let mut head = Vec::with_capacity(REDB_MAGIC.len());
-    file.by_ref()
-        .take(REDB_MAGIC.len() as u64)
-        .read_to_end(&mut head)
-        .map_err(io_error)?;
+    std::fs::File::open(path)
+        .and_then(|file| file.take(REDB_MAGIC.len() as u64).read_to_end(&mut head))
+        .map_err(|source| Error::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
     if head.is_empty() {
-        return Ok(false);
+        Ok(FileState::Empty)
+    } else if head == REDB_MAGIC {
+        Ok(FileState::Redb)
+    } else if REDB_MAGIC.starts_with(&head) {
+        Err(Error::Corrupt {
+            path: path.to_owned(),
+            detail: format!("it is cut off after {} bytes", head.len()),
+        })
+    } else {
+        Err(foreign("it does not start with the redb file signature"))
     }
-    if head == REDB_MAGIC {
-        return Ok(true);
-    }
-    Err(Error::NotEodstoreFile {
-        path: path.to_owned(),
-        reason: "it does not start with the redb file signature".into(),
-    })
 }
 
 fn open_error(path: &Path, err: redb::DatabaseError) -> Error {
@@ -308,6 +374,14 @@ fn open_error(path: &Path, err: redb::DatabaseError) -> Error {
         },
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
             Error::Corrupt { path, detail }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(source))
+            if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Error::Corrupt {
+                path,
+                detail: "the file is shorter than its header says, so it was cut off".into(),
+            }
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) => Error::Io {
             action: "open",

@@ -1,7 +1,7 @@
 //! Read-only queries. Each runs on one read snapshot and never waits for writers.
 
 use jiff::civil::Date;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::tables::{self, day_key};
 use super::{OperationView, Store};
@@ -22,9 +22,11 @@ impl Store {
     /// [`Error::OperationNotFound`] for an unknown id; [`Error::Storage`] and
     /// [`Error::Decode`] when the file fails.
     pub fn operation(&self, id: OperationId) -> Result<Operation> {
-        let txn = self.snapshot()?;
-        let table = open(&txn, tables::OPERATIONS)?;
-        tables::read_operation(&table, id)?.ok_or(Error::OperationNotFound { operation: id })
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            let table = open(&txn, tables::OPERATIONS)?;
+            tables::read_operation(&table, id)?.ok_or(Error::OperationNotFound { operation: id })
+        })
     }
 
     /// Returns the operation of `property` on `business_date`, if one was opened.
@@ -33,16 +35,18 @@ impl Store {
     ///
     /// [`Error::Storage`] and [`Error::Decode`] when the file fails.
     pub fn find_operation(&self, property: &str, business_date: Date) -> Result<Option<Operation>> {
-        let txn = self.snapshot()?;
-        let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
-        let Some(id) = by_day
-            .get((property, day_key(business_date)))
-            .map_err(|err| Error::storage("reading an operation", err))?
-            .map(|guard| OperationId(guard.value()))
-        else {
-            return Ok(None);
-        };
-        tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
+            let Some(id) = by_day
+                .get((property, day_key(business_date)))
+                .map_err(|err| Error::storage("reading an operation", err))?
+                .map(|guard| OperationId(guard.value()))
+            else {
+                return Ok(None);
+            };
+            tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)
+        })
     }
 
     /// Returns an operation's steps in ascending order, read with one range read.
@@ -60,11 +64,13 @@ impl Store {
     ///
     /// As [`Store::operation`].
     pub fn view(&self, id: OperationId) -> Result<OperationView> {
-        let txn = self.snapshot()?;
-        let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
-            .ok_or(Error::OperationNotFound { operation: id })?;
-        let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
-        Ok(OperationView { operation, steps })
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
+                .ok_or(Error::OperationNotFound { operation: id })?;
+            let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
+            Ok(OperationView { operation, steps })
+        })
     }
 
     /// Returns the operation of `property` on `business_date` and its steps from one snapshot.
@@ -74,19 +80,21 @@ impl Store {
     /// [`Error::NoOperationForDate`] when no operation was opened for that day, and the errors
     /// of [`Store::operation`].
     pub fn view_by_date(&self, property: &str, business_date: Date) -> Result<OperationView> {
-        let txn = self.snapshot()?;
-        let id = open(&txn, tables::OPERATIONS_BY_DAY)?
-            .get((property, day_key(business_date)))
-            .map_err(|err| Error::storage("reading an operation", err))?
-            .map(|guard| OperationId(guard.value()))
-            .ok_or_else(|| Error::NoOperationForDate {
-                property: property.to_owned(),
-                business_date,
-            })?;
-        let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
-            .ok_or(Error::OperationNotFound { operation: id })?;
-        let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
-        Ok(OperationView { operation, steps })
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            let id = open(&txn, tables::OPERATIONS_BY_DAY)?
+                .get((property, day_key(business_date)))
+                .map_err(|err| Error::storage("reading an operation", err))?
+                .map(|guard| OperationId(guard.value()))
+                .ok_or_else(|| Error::NoOperationForDate {
+                    property: property.to_owned(),
+                    business_date,
+                })?;
+            let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
+                .ok_or(Error::OperationNotFound { operation: id })?;
+            let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
+            Ok(OperationView { operation, steps })
+        })
     }
 
     /// Returns every audit event of an operation, oldest first.
@@ -105,11 +113,13 @@ impl Store {
     ///
     /// As [`Store::operation`].
     pub fn events_after(&self, id: OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
-        let txn = self.snapshot()?;
-        if tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?.is_none() {
-            return Err(Error::OperationNotFound { operation: id });
-        }
-        tables::read_events(&open(&txn, tables::EVENTS)?, id, after, limit)
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            if tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?.is_none() {
+                return Err(Error::OperationNotFound { operation: id });
+            }
+            tables::read_events(&open(&txn, tables::EVENTS)?, id, after, limit)
+        })
     }
 
     /// Returns up to `limit` operations of `property`, newest business date first.
@@ -118,24 +128,28 @@ impl Store {
     ///
     /// [`Error::Storage`] and [`Error::Decode`] when the file fails.
     pub fn history(&self, property: &str, limit: usize) -> Result<Vec<Operation>> {
-        let txn = self.snapshot()?;
-        let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
-        let operations = open(&txn, tables::OPERATIONS)?;
-        let range = by_day
-            .range((property, i32::MIN)..=(property, i32::MAX))
-            .map_err(|err| Error::storage("reading history", err))?;
-        let mut result = Vec::new();
-        for entry in range.rev().take(limit) {
-            let (_, id) = entry.map_err(|err| Error::storage("reading history", err))?;
-            let id = OperationId(id.value());
-            let operation =
-                tables::read_operation(&operations, id)?.ok_or_else(|| Error::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!("operations_by_day names operation {id}, which does not exist"),
-                })?;
-            result.push(operation);
-        }
-        Ok(result)
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
+            let operations = open(&txn, tables::OPERATIONS)?;
+            let range = by_day
+                .range((property, i32::MIN)..=(property, i32::MAX))
+                .map_err(|err| Error::storage("reading history", err))?;
+            let mut result = Vec::new();
+            for entry in range.rev().take(limit) {
+                let (_, id) = entry.map_err(|err| Error::storage("reading history", err))?;
+                let id = OperationId(id.value());
+                let operation =
+                    tables::read_operation(&operations, id)?.ok_or_else(|| Error::Corrupt {
+                        path: self.path.clone(),
+                        detail: format!(
+                            "operations_by_day names operation {id}, which does not exist"
+                        ),
+                    })?;
+                result.push(operation);
+            }
+            Ok(result)
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! absent `(operation_id, step_order)` keys, so duplicates cannot exist.
 
 use jiff::civil::Date;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{self, WriteTables, day_key};
@@ -70,30 +70,32 @@ impl Store {
         plan: &Plan,
         caller: &Caller,
     ) -> Result<Opened> {
-        validate_property(property)?;
-        caller.validate()?;
-        let call = format!(
-            "open of property `{property}` on {business_date} with plan `{}`",
-            plan.name()
-        );
-        if let Some(opened) =
-            self.open_from_snapshot(property, business_date, plan, caller, &call)?
-        {
-            return Ok(opened);
-        }
-        let now = self.now();
-        let property = property.to_owned();
-        let plan = plan.clone();
-        let opened = self.write_request(caller, call, move |tables, caller| {
-            seed(tables, &property, business_date, &plan, caller, now)
-        })?;
-        tracing::debug!(
-            operation_id = opened.operation.id.0,
-            created = opened.created,
-            seeded = opened.steps.iter().filter(|step| step.created).count(),
-            "opened operation"
-        );
-        Ok(opened)
+        self.guarded("opening an operation", || {
+            validate_property(property)?;
+            caller.validate()?;
+            let call = format!(
+                "open of property `{property}` on {business_date} with plan `{}`",
+                plan.name()
+            );
+            if let Some(opened) =
+                self.open_from_snapshot(property, business_date, plan, caller, &call)?
+            {
+                return Ok(opened);
+            }
+            let now = self.now();
+            let property = property.to_owned();
+            let plan = plan.clone();
+            let opened = self.write_request(caller, &call, "", move |tables, caller| {
+                seed(tables, &property, business_date, &plan, caller, now)
+            })?;
+            tracing::debug!(
+                operation_id = opened.operation.id.0,
+                created = opened.created,
+                seeded = opened.steps.iter().filter(|step| step.created).count(),
+                "opened operation"
+            );
+            Ok(opened)
+        })
     }
 
     /// Returns the operation from a read snapshot when nothing needs to be written: the request
@@ -112,7 +114,7 @@ impl Store {
         if let Some(request_id) = &caller.request_id {
             let requests = txn.open_table(tables::REQUESTS).map_err(open)?;
             if let Some(record) = tables::read_request(&requests, request_id)? {
-                return replay(request_id, call, record).map(Some);
+                return replay(request_id, &caller.describe(call, ""), record).map(Some);
             }
         }
         let by_day = txn.open_table(tables::OPERATIONS_BY_DAY).map_err(open)?;

@@ -81,57 +81,59 @@ impl Store {
         order: u32,
         caller: &Caller,
     ) -> Result<Started> {
-        caller.validate()?;
-        let call = format!("start of step {order} of operation {operation}");
-        let lease = caller.lease.unwrap_or(self.options.lease);
-        let now = self.now();
-        let started = self.write_request(caller, call, move |tables, caller| {
-            let mut loaded = load(tables, operation, order)?;
-            let previous = start_check(&loaded, now)?;
-            let lease_until = now.checked_add(lease).map_err(|err| Error::InvalidInput {
-                what: "lease",
-                value: format!("{lease:#}"),
-                expected: format!("a lease that ends within the supported time range: {err}"),
+        self.guarded("changing a step", || {
+            caller.validate()?;
+            let call = format!("start of step {order} of operation {operation}");
+            let lease = caller.lease.unwrap_or(self.options.lease);
+            let now = self.now();
+            let started = self.write_request(caller, &call, "", move |tables, caller| {
+                let mut loaded = load(tables, operation, order)?;
+                let previous = start_check(&loaded, now)?;
+                let lease_until = now.checked_add(lease).map_err(|err| Error::InvalidInput {
+                    what: "lease",
+                    value: format!("{lease:#}"),
+                    expected: format!("a lease that ends within the supported time range: {err}"),
+                })?;
+                let claim = Claim {
+                    token: new_token(operation, order),
+                    actor: caller.actor.clone(),
+                    process: caller.process.clone(),
+                    lease_until,
+                };
+                let step = &mut loaded.steps[loaded.index];
+                let from = step.status;
+                step.status = StepStatus::Running;
+                step.attempts += 1;
+                step.started_at = Some(now);
+                step.finished_at = None;
+                step.actor = Some(caller.actor.clone());
+                step.output_tail = None;
+                step.claim = Some(claim.clone());
+                let (kind, message) = match &previous {
+                    Some(reason) => (EventKind::TakenOver, Some(reason.clone())),
+                    None => (EventKind::Started, None),
+                };
+                let message = Some(match message {
+                    Some(reason) => format!("attempt {}; {reason}", step.attempts),
+                    None => format!("attempt {}", step.attempts),
+                });
+                let step = commit_change(tables, &mut loaded, from, kind, caller, now, message)?;
+                Ok(Started {
+                    claim,
+                    step,
+                    took_over_from: previous,
+                })
             })?;
-            let claim = Claim {
-                token: new_token(operation, order),
-                actor: caller.actor.clone(),
-                process: caller.process.clone(),
-                lease_until,
-            };
-            let step = &mut loaded.steps[loaded.index];
-            let from = step.status;
-            step.status = StepStatus::Running;
-            step.attempts += 1;
-            step.started_at = Some(now);
-            step.finished_at = None;
-            step.actor = Some(caller.actor.clone());
-            step.output_tail = None;
-            step.claim = Some(claim.clone());
-            let (kind, message) = match &previous {
-                Some(reason) => (EventKind::TakenOver, Some(reason.clone())),
-                None => (EventKind::Started, None),
-            };
-            let message = Some(match message {
-                Some(reason) => format!("attempt {}; {reason}", step.attempts),
-                None => format!("attempt {}", step.attempts),
-            });
-            let step = commit_change(tables, &mut loaded, from, kind, caller, now, message)?;
-            Ok(Started {
-                claim,
-                step,
-                took_over_from: previous,
-            })
-        })?;
-        if let Some(previous) = &started.took_over_from {
-            tracing::warn!(operation_id = operation.0, step_order = order, %previous, "took over a running step");
-        }
-        tracing::debug!(
-            operation_id = operation.0,
-            step_order = order,
-            "started step"
-        );
-        Ok(started)
+            if let Some(previous) = &started.took_over_from {
+                tracing::warn!(operation_id = operation.0, step_order = order, %previous, "took over a running step");
+            }
+            tracing::debug!(
+                operation_id = operation.0,
+                step_order = order,
+                "started step"
+            );
+            Ok(started)
+        })
     }
 
     /// Extends the lease of a running step's claim by the caller's lease (or the store's
@@ -148,36 +150,38 @@ impl Store {
         token: &str,
         caller: &Caller,
     ) -> Result<Claim> {
-        caller.validate()?;
-        let call = format!("renewal of step {order} of operation {operation} claim {token}");
-        let lease = caller.lease.unwrap_or(self.options.lease);
-        let now = self.now();
-        let token = token.to_owned();
-        self.write_request(caller, call, move |tables, caller| {
-            let token = token.as_str();
-            let mut loaded = load(tables, operation, order)?;
-            check_claim(&loaded, token)?;
-            let step = &mut loaded.steps[loaded.index];
-            let Some(claim) = step.claim.as_mut() else {
-                return Err(wrong_claim(&loaded, token));
-            };
-            claim.lease_until = now.checked_add(lease).map_err(|err| Error::InvalidInput {
-                what: "lease",
-                value: format!("{lease:#}"),
-                expected: err.to_string(),
-            })?;
-            let claim = claim.clone();
-            let message = Some(format!("lease until {}", claim.lease_until));
-            commit_change(
-                tables,
-                &mut loaded,
-                StepStatus::Running,
-                EventKind::LeaseRenewed,
-                caller,
-                now,
-                message,
-            )?;
-            Ok(claim)
+        self.guarded("changing a step", || {
+            caller.validate()?;
+            let call = format!("renewal of step {order} of operation {operation}");
+            let lease = caller.lease.unwrap_or(self.options.lease);
+            let now = self.now();
+            let token = token.to_owned();
+            self.write_request(caller, &call, &token.clone(), move |tables, caller| {
+                let token = token.as_str();
+                let mut loaded = load(tables, operation, order)?;
+                check_claim(&loaded, token)?;
+                let step = &mut loaded.steps[loaded.index];
+                let Some(claim) = step.claim.as_mut() else {
+                    return Err(wrong_claim(&loaded, token));
+                };
+                claim.lease_until = now.checked_add(lease).map_err(|err| Error::InvalidInput {
+                    what: "lease",
+                    value: format!("{lease:#}"),
+                    expected: err.to_string(),
+                })?;
+                let claim = claim.clone();
+                let message = Some(format!("lease until {}", claim.lease_until));
+                commit_change(
+                    tables,
+                    &mut loaded,
+                    StepStatus::Running,
+                    EventKind::LeaseRenewed,
+                    caller,
+                    now,
+                    message,
+                )?;
+                Ok(claim)
+            })
         })
     }
 
@@ -236,51 +240,53 @@ impl Store {
         output: Option<&str>,
         caller: &Caller,
     ) -> Result<Step> {
-        caller.validate()?;
-        let verb = if error.is_some() {
-            "failure"
-        } else {
-            "completion"
-        };
-        let call = format!("{verb} of step {order} of operation {operation} claim {token}");
-        let now = self.now();
-        let token = token.to_owned();
-        let error = error.map(str::to_owned);
-        let output = output.map(str::to_owned);
-        let step = self.write_request(caller, call, move |tables, caller| {
-            let token = token.as_str();
-            let (error, output) = (error.as_deref(), output.as_deref());
-            let mut loaded = load(tables, operation, order)?;
-            check_claim(&loaded, token)?;
-            let step = &mut loaded.steps[loaded.index];
-            step.finished_at = Some(now);
-            step.actor = Some(caller.actor.clone());
-            step.claim = None;
-            step.output_tail = output.map(|text| tail(text, MAX_OUTPUT_TAIL).to_owned());
-            let (kind, message) = match error {
-                Some(error) => {
-                    let error = head(error, MAX_MESSAGE).to_owned();
-                    step.status = StepStatus::Failed;
-                    step.last_error = Some(error.clone());
-                    (EventKind::Failed, Some(error))
-                }
-                None => {
-                    step.status = StepStatus::Completed;
-                    (EventKind::Completed, None)
-                }
+        self.guarded("changing a step", || {
+            caller.validate()?;
+            let verb = if error.is_some() {
+                "failure"
+            } else {
+                "completion"
             };
-            commit_change(
-                tables,
-                &mut loaded,
-                StepStatus::Running,
-                kind,
-                caller,
-                now,
-                message,
-            )
-        })?;
-        tracing::debug!(operation_id = operation.0, step_order = order, status = %step.status, "finished step");
-        Ok(step)
+            let call = format!("{verb} of step {order} of operation {operation}");
+            let now = self.now();
+            let token = token.to_owned();
+            let error = error.map(str::to_owned);
+            let output = output.map(str::to_owned);
+            let step = self.write_request(caller, &call, &token.clone(), move |tables, caller| {
+                let token = token.as_str();
+                let (error, output) = (error.as_deref(), output.as_deref());
+                let mut loaded = load(tables, operation, order)?;
+                check_claim(&loaded, token)?;
+                let step = &mut loaded.steps[loaded.index];
+                step.finished_at = Some(now);
+                step.actor = Some(caller.actor.clone());
+                step.claim = None;
+                step.output_tail = output.map(|text| tail(text, MAX_OUTPUT_TAIL).to_owned());
+                let (kind, message) = match error {
+                    Some(error) => {
+                        let error = head(error, MAX_MESSAGE).to_owned();
+                        step.status = StepStatus::Failed;
+                        step.last_error = Some(error.clone());
+                        (EventKind::Failed, Some(error))
+                    }
+                    None => {
+                        step.status = StepStatus::Completed;
+                        (EventKind::Completed, None)
+                    }
+                };
+                commit_change(
+                    tables,
+                    &mut loaded,
+                    StepStatus::Running,
+                    kind,
+                    caller,
+                    now,
+                    message,
+                )
+            })?;
+            tracing::debug!(operation_id = operation.0, step_order = order, status = %step.status, "finished step");
+            Ok(step)
+        })
     }
 
     /// Skips an optional step that is pending or failed, recording `reason`.
@@ -298,44 +304,48 @@ impl Store {
         reason: &str,
         caller: &Caller,
     ) -> Result<Step> {
-        caller.validate()?;
-        if reason.trim().is_empty() {
-            return Err(Error::InvalidInput {
-                what: "skip reason",
-                value: reason.to_owned(),
-                expected: "a reason why the step is not needed".into(),
-            });
-        }
-        let call = format!("skip of step {order} of operation {operation}");
-        let now = self.now();
-        let reason = head(reason, MAX_MESSAGE).to_owned();
-        self.write_request(caller, call, move |tables, caller| {
-            let mut loaded = load(tables, operation, order)?;
-            let from = loaded.step().status;
-            if !matches!(from, StepStatus::Pending | StepStatus::Failed) {
-                return Err(loaded.invalid("skip", "only a pending or failed step can be skipped"));
-            }
-            if loaded.step().required {
-                return Err(Error::RequiredStep {
-                    operation,
-                    order,
-                    code: loaded.step().code.clone(),
+        self.guarded("changing a step", || {
+            caller.validate()?;
+            if reason.trim().is_empty() {
+                return Err(Error::InvalidInput {
+                    what: "skip reason",
+                    value: reason.to_owned(),
+                    expected: "a reason why the step is not needed".into(),
                 });
             }
-            let step = &mut loaded.steps[loaded.index];
-            step.status = StepStatus::Skipped;
-            step.finished_at = Some(now);
-            step.actor = Some(caller.actor.clone());
-            step.last_error = Some(reason.clone());
-            commit_change(
-                tables,
-                &mut loaded,
-                from,
-                EventKind::Skipped,
-                caller,
-                now,
-                Some(reason.clone()),
-            )
+            let call = format!("skip of step {order} of operation {operation}");
+            let now = self.now();
+            let reason = head(reason, MAX_MESSAGE).to_owned();
+            self.write_request(caller, &call, "", move |tables, caller| {
+                let mut loaded = load(tables, operation, order)?;
+                let from = loaded.step().status;
+                if !matches!(from, StepStatus::Pending | StepStatus::Failed) {
+                    return Err(
+                        loaded.invalid("skip", "only a pending or failed step can be skipped")
+                    );
+                }
+                if loaded.step().required {
+                    return Err(Error::RequiredStep {
+                        operation,
+                        order,
+                        code: loaded.step().code.clone(),
+                    });
+                }
+                let step = &mut loaded.steps[loaded.index];
+                step.status = StepStatus::Skipped;
+                step.finished_at = Some(now);
+                step.actor = Some(caller.actor.clone());
+                step.last_error = Some(reason.clone());
+                commit_change(
+                    tables,
+                    &mut loaded,
+                    from,
+                    EventKind::Skipped,
+                    caller,
+                    now,
+                    Some(reason.clone()),
+                )
+            })
         })
     }
 
@@ -346,26 +356,28 @@ impl Store {
     /// [`Error::InvalidTransition`] when the step has not failed, and the errors of
     /// [`Store::start_step`] for unknown or finished operations.
     pub fn retry_step(&self, operation: OperationId, order: u32, caller: &Caller) -> Result<Step> {
-        caller.validate()?;
-        let call = format!("retry of step {order} of operation {operation}");
-        let now = self.now();
-        self.write_request(caller, call, move |tables, caller| {
-            let mut loaded = load(tables, operation, order)?;
-            if loaded.step().status != StepStatus::Failed {
-                return Err(loaded.invalid("retry", "only a failed step can be retried"));
-            }
-            let step = &mut loaded.steps[loaded.index];
-            step.status = StepStatus::Pending;
-            step.actor = Some(caller.actor.clone());
-            commit_change(
-                tables,
-                &mut loaded,
-                StepStatus::Failed,
-                EventKind::Retried,
-                caller,
-                now,
-                None,
-            )
+        self.guarded("changing a step", || {
+            caller.validate()?;
+            let call = format!("retry of step {order} of operation {operation}");
+            let now = self.now();
+            self.write_request(caller, &call, "", move |tables, caller| {
+                let mut loaded = load(tables, operation, order)?;
+                if loaded.step().status != StepStatus::Failed {
+                    return Err(loaded.invalid("retry", "only a failed step can be retried"));
+                }
+                let step = &mut loaded.steps[loaded.index];
+                step.status = StepStatus::Pending;
+                step.actor = Some(caller.actor.clone());
+                commit_change(
+                    tables,
+                    &mut loaded,
+                    StepStatus::Failed,
+                    EventKind::Retried,
+                    caller,
+                    now,
+                    None,
+                )
+            })
         })
     }
 }

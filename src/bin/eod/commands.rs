@@ -100,7 +100,7 @@ fn open(db: &Path, json: bool, args: &OpenArgs) -> CliResult {
 
 fn status(db: &Path, json: bool, args: &StatusArgs) -> CliResult {
     let date = args.date.as_deref().map(parse_business_date).transpose()?;
-    let store = Store::open(db)?;
+    let store = open_read_only(db)?;
     let view: OperationView = match (date, args.operation) {
         (Some(date), _) => store.view_by_date(&args.property, date)?,
         (None, Some(id)) => store.view(OperationId(id))?,
@@ -120,7 +120,7 @@ fn status(db: &Path, json: bool, args: &StatusArgs) -> CliResult {
 }
 
 fn history(db: &Path, json: bool, args: &HistoryArgs) -> CliResult {
-    let store = Store::open(db)?;
+    let store = open_read_only(db)?;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
     let operations = store.history(&args.property, limit)?;
     if operations.is_empty() {
@@ -132,7 +132,7 @@ fn history(db: &Path, json: bool, args: &HistoryArgs) -> CliResult {
 }
 
 fn events(db: &Path, json: bool, args: &EventsArgs) -> CliResult {
-    let store = Store::open(db)?;
+    let store = open_read_only(db)?;
     let events = store.events(OperationId(args.operation))?;
     let rows: Vec<EventOut<'_>> = events.iter().map(EventOut::new).collect();
     print(json, &rows, |out| output::write_events(out, &rows))?;
@@ -277,4 +277,10 @@ fn opened_line(id: OperationId, created: bool, seeded: usize) -> String {
     } else {
         format!("operation {id} already exists")
     }
+}
+
+/// Opens the database for a command that only reads: no write permission is needed and the
+/// file's bytes stay untouched.
+fn open_read_only(db: &Path) -> Result<Store, Error> {
+    Store::open_with(db, StoreOptions::new().read_only(true))
 }

@@ -18,7 +18,18 @@ use crate::commands::{CliError, Outcome};
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
-    match commands::execute(&cli) {
+    // The library turns redb's panics on damaged files into errors; the default hook would
+    // still print them, so panics are logged at debug level, and one that escapes is reported
+    // as an internal error below.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::debug!(panic = %info, "panic");
+    }));
+    let executed = std::panic::catch_unwind(|| commands::execute(&cli));
+    let Ok(executed) = executed else {
+        eprintln!("error: internal error in eod; run again with -v for details and report it");
+        return ExitCode::from(1);
+    };
+    match executed {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::StepFailed) => ExitCode::from(4),
         Ok(Outcome::Paused) => ExitCode::from(5),
