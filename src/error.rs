@@ -177,7 +177,8 @@ pub enum Error {
 
     /// A lower required step has not completed. Rejected.
     #[error(
-        "step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) has status {blocking_status}; complete or retry it first"
+        "step {order} of operation {operation} cannot start: required step {blocking_order} (`{blocking_code}`) has status {blocking_status}; {}",
+        unblock_hint(*.blocking_status)
     )]
     StepOutOfOrder {
         /// The operation.
@@ -341,6 +342,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Says what clears a required step that blocks a later one, given its status.
+fn unblock_hint(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Running => "wait for it to complete",
+        StepStatus::Failed => "retry it and complete it first",
+        _ => "complete it first",
+    }
 }
 
 /// Quotes `word` for a POSIX shell when it contains anything but plain characters, so that a
@@ -541,7 +551,7 @@ mod tests {
                     blocking_code: "a".into(),
                     blocking_status: StepStatus::Failed,
                 },
-                "step 3 of operation 7 cannot start: required step 1 (`a`) has status failed; complete or retry it first",
+                "step 3 of operation 7 cannot start: required step 1 (`a`) has status failed; retry it and complete it first",
             ),
             (
                 Error::AnotherStepRunning {

@@ -947,7 +947,7 @@ fn step_start_out_of_order_rejected() {
     assert_eq!(
         run.stderr,
         "error: step 2 of operation 1 cannot start: required step 1 (`pre_audit_checks`) has \
-         status pending; complete or retry it first\n"
+         status pending; complete it first\n"
     );
 }
 

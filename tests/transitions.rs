@@ -23,7 +23,7 @@ fn start_requires_lower_required_steps() {
     assert_eq!(
         err.to_string(),
         format!(
-            "step 2 of operation {id} cannot start: required step 1 (`pre_audit_checks`) has status pending; complete or retry it first"
+            "step 2 of operation {id} cannot start: required step 1 (`pre_audit_checks`) has status pending; complete it first"
         )
     );
     run_step(&t, id, 1);
