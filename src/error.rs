@@ -64,9 +64,7 @@ pub enum Error {
     },
 
     /// The file, or one record in it, is damaged.
-    #[error(
-        "`{path}` is damaged: {detail}; restore it from a backup, or run redb's integrity check and repair on a copy"
-    )]
+    #[error("`{path}` is damaged: {detail}; restore it from a backup; eod cannot repair it yet")]
     Corrupt {
         /// The damaged file.
         path: PathBuf,
@@ -474,7 +472,7 @@ mod tests {
                     path: "x".into(),
                     detail: "bad page".into(),
                 },
-                "`x` is damaged: bad page; restore it from a backup, or run redb's integrity check and repair on a copy",
+                "`x` is damaged: bad page; restore it from a backup; eod cannot repair it yet",
             ),
             (
                 Error::Decode {

@@ -467,6 +467,8 @@ impl Store {
 pub(crate) enum Database {
     ReadWrite(Arc<redb::Database>),
     ReadOnly(redb::ReadOnlyDatabase),
+    /// Left behind by [`Store`]'s `Drop`, which closes the handle.
+    Closed,
 }
 
 impl std::fmt::Debug for Database {
@@ -474,6 +476,7 @@ impl std::fmt::Debug for Database {
         f.write_str(match self {
             Database::ReadWrite(_) => "ReadWrite",
             Database::ReadOnly(_) => "ReadOnly",
+            Database::Closed => "Closed",
         })
     }
 }
@@ -484,6 +487,9 @@ impl Database {
         match self {
             Database::ReadWrite(db) => db.begin_read(),
             Database::ReadOnly(db) => db.begin_read(),
+            Database::Closed => Err(redb::TransactionError::Storage(
+                redb::StorageError::DatabaseClosed,
+            )),
         }
     }
 }
@@ -522,6 +528,18 @@ impl Store {
             path,
             options,
             group: group::GroupCommit::default(),
+        }
+    }
+}
+
+impl Drop for Store {
+    /// Closes the redb handle. redb's close may panic on a file damaged from outside; that panic
+    /// is logged and goes no further, because a drop cannot return an error.
+    fn drop(&mut self) {
+        let db = std::mem::replace(&mut self.db, Database::Closed);
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        if closed.is_err() {
+            tracing::warn!(path = %self.path.display(), "redb failed while closing a damaged file");
         }
     }
 }
