@@ -353,7 +353,7 @@ fn unblock_hint(status: StepStatus) -> &'static str {
 
 /// Quotes `word` for a POSIX shell when it contains anything but plain characters, so that a
 /// command suggested in a message can be copied as printed.
-pub(crate) fn shell_word(word: &str) -> String {
+pub fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()

@@ -90,7 +90,7 @@ pub mod runner;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, ErrorCategory, Result};
+pub use error::{Error, ErrorCategory, Result, shell_word};
 pub use model::{
     Claim, Event, EventKind, Operation, OperationId, OperationStatus, PlanIdentityStep, ProcessRef,
     Step, StepStatus, parse_business_date,

@@ -313,3 +313,35 @@ fn two_processes_share_multi_writer_file() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn read_only_never_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.redb");
+    let err =
+        Store::open_with(&path, StoreOptions::new().create(true).read_only(true)).unwrap_err();
+    assert!(matches!(err, Error::NoDatabase { .. }), "{err}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn read_only_store_rejects_writes() {
+    let t = create_temp_store();
+    let path = t.path();
+    t.store
+        .open_operation("grand", date("2026-12-04"), &Plan::standard(), &caller("a"))
+        .unwrap();
+    drop(t.store);
+    let before = std::fs::read(&path).unwrap();
+    let store = Store::open_with(&path, StoreOptions::new().read_only(true)).unwrap();
+    assert_eq!(store.history("grand", 10).unwrap().len(), 1);
+    let err = store
+        .open_operation("grand", date("2026-12-05"), &Plan::standard(), &caller("a"))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    drop(store);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "a read-only store changed the file"
+    );
+}

@@ -162,6 +162,9 @@ impl Store {
         T: Send + 'static,
     {
         let mut body = body;
+        if !matches!(self.db, super::Database::ReadWrite(_)) {
+            return Err(super::read_only_error(&context));
+        }
         if !self.options.group_commit {
             return self.write(&context, |tables| body(tables));
         }

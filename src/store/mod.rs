@@ -353,11 +353,7 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let begin_error = |err| Error::storage(format!("beginning a write to {context}"), err);
         let Database::ReadWrite(db) = &self.db else {
-            return Err(Error::InvalidInput {
-                what: "write to a read-only store",
-                value: context.to_owned(),
-                expected: "a store opened without `StoreOptions::read_only`".into(),
-            });
+            return Err(read_only_error(context));
         };
         let mut txn = match db.try_begin_write() {
             Ok(txn) => txn,
@@ -529,6 +525,15 @@ impl Store {
             options,
             group: group::GroupCommit::default(),
         }
+    }
+}
+
+/// Rejects a write call on a store opened read-only.
+pub(crate) fn read_only_error(context: &str) -> Error {
+    Error::InvalidInput {
+        what: "write to a read-only store",
+        value: context.to_owned(),
+        expected: "a store opened without `StoreOptions::read_only`".into(),
     }
 }
 

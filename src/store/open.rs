@@ -46,14 +46,18 @@ impl Store {
         }
         match file_state(&path)? {
             FileState::Redb => {}
-            FileState::Empty if options.create => return open_checked(path, options, false),
+            FileState::Empty if options.create && !options.read_only => {
+                return open_checked(path, options, false);
+            }
             FileState::Empty => {
                 return Err(Error::NotEodstoreFile {
                     path,
                     reason: "it is empty".into(),
                 });
             }
-            FileState::Missing if options.create => create_atomically(&path, &options)?,
+            FileState::Missing if options.create && !options.read_only => {
+                create_atomically(&path, &options)?;
+            }
             FileState::Missing => return Err(Error::NoDatabase { path }),
         }
         open_checked(path, options, true)

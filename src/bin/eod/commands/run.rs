@@ -8,7 +8,7 @@ use eodstore::runner::{
     MissingHandler, Progress, RunOutcome, RunReport, Runner, ShellEnvironment, shell_handler,
 };
 use eodstore::{
-    Caller, OperationId, Step, StepStatus, Store, StoreOptions, parse_business_date,
+    Caller, OperationId, Step, StepStatus, Store, StoreOptions, parse_business_date, shell_word,
     validate_property,
 };
 use jiff::SignedDuration;
@@ -228,18 +228,5 @@ fn rerun_command(eod: &str, date: &str, property: &str, plan: &PlanArgs) -> Stri
         command
     } else {
         format!("{command} --plan {}", shell_word(&plan.plan))
-    }
-}
-
-/// Quotes `word` for a POSIX shell when it contains anything but plain characters.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@' | '+'));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
