@@ -3,7 +3,7 @@
 use jiff::civil::Date;
 use redb::ReadableTable;
 
-use super::tables::{self, day_key};
+use super::tables;
 use super::{OperationView, Store};
 use crate::error::{Error, Result};
 use crate::model::{Event, Operation, OperationId, Step};
@@ -38,11 +38,7 @@ impl Store {
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
             let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
-            let Some(id) = by_day
-                .get((property, day_key(business_date)))
-                .map_err(|err| Error::storage("reading an operation", err))?
-                .map(|guard| OperationId(guard.value()))
-            else {
+            let Some(id) = tables::read_operation_id(&by_day, property, business_date)? else {
                 return Ok(None);
             };
             tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)
@@ -64,13 +60,7 @@ impl Store {
     ///
     /// As [`Store::operation`].
     pub fn view(&self, id: OperationId) -> Result<OperationView> {
-        self.guarded("reading the store", || {
-            let txn = self.snapshot()?;
-            let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
-                .ok_or(Error::OperationNotFound { operation: id })?;
-            let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
-            Ok(OperationView { operation, steps })
-        })
+        self.guarded("reading the store", || read_view(&self.snapshot()?, id))
     }
 
     /// Returns the operation of `property` on `business_date` and its steps from one snapshot.
@@ -82,18 +72,15 @@ impl Store {
     pub fn view_by_date(&self, property: &str, business_date: Date) -> Result<OperationView> {
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
-            let id = open(&txn, tables::OPERATIONS_BY_DAY)?
-                .get((property, day_key(business_date)))
-                .map_err(|err| Error::storage("reading an operation", err))?
-                .map(|guard| OperationId(guard.value()))
-                .ok_or_else(|| Error::NoOperationForDate {
-                    property: property.to_owned(),
-                    business_date,
+            let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
+            let id =
+                tables::read_operation_id(&by_day, property, business_date)?.ok_or_else(|| {
+                    Error::NoOperationForDate {
+                        property: property.to_owned(),
+                        business_date,
+                    }
                 })?;
-            let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
-                .ok_or(Error::OperationNotFound { operation: id })?;
-            let steps = tables::read_steps(&open(&txn, tables::STEPS)?, id)?;
-            Ok(OperationView { operation, steps })
+            read_view(&txn, id)
         })
     }
 
@@ -151,6 +138,14 @@ impl Store {
             Ok(result)
         })
     }
+}
+
+/// Reads an operation and its steps from the snapshot `txn`.
+fn read_view(txn: &redb::ReadTransaction, id: OperationId) -> Result<OperationView> {
+    let operation = tables::read_operation(&open(txn, tables::OPERATIONS)?, id)?
+        .ok_or(Error::OperationNotFound { operation: id })?;
+    let steps = tables::read_steps(&open(txn, tables::STEPS)?, id)?;
+    Ok(OperationView { operation, steps })
 }
 
 fn open<K: redb::Key + 'static, V: redb::Value + 'static>(

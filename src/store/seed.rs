@@ -118,11 +118,7 @@ impl Store {
             }
         }
         let by_day = txn.open_table(tables::OPERATIONS_BY_DAY).map_err(open)?;
-        let Some(id) = by_day
-            .get((property, day_key(business_date)))
-            .map_err(|err| Error::storage("reading an operation", err))?
-            .map(|guard| OperationId(guard.value()))
-        else {
+        let Some(id) = tables::read_operation_id(&by_day, property, business_date)? else {
             return Ok(None);
         };
         let operations = txn.open_table(tables::OPERATIONS).map_err(open)?;
@@ -206,13 +202,7 @@ fn find_or_create_operation(
     caller: &Caller,
     now: jiff::Timestamp,
 ) -> Result<(Operation, bool)> {
-    let key = (property, day_key(business_date));
-    let existing = tables
-        .by_day
-        .get(key)
-        .map_err(|err| Error::storage("reading an operation", err))?
-        .map(|guard| OperationId(guard.value()));
-    if let Some(id) = existing {
+    if let Some(id) = tables::read_operation_id(&tables.by_day, property, business_date)? {
         let operation = tables.operation(id)?.ok_or_else(|| Error::Decode {
             table: "operations_by_day",
             key: format!("(`{property}`, {business_date})"),
@@ -234,7 +224,7 @@ fn find_or_create_operation(
         created_by: caller.actor.clone(),
         finished_at: None,
     };
-    tables.index_operation(key, id)?;
+    tables.index_operation((property, day_key(business_date)), id)?;
     tables.put_operation(&operation)?;
     tables.append_event(
         id,

@@ -54,6 +54,18 @@ pub(crate) fn read_operation(
     codec::decode("operations", || id.to_string(), guard.value()).map(Some)
 }
 
+/// Reads the id of the operation of `property` on `business_date`, if one was opened.
+pub(crate) fn read_operation_id(
+    table: &impl ReadableTable<(&'static str, i32), u64>,
+    property: &str,
+    business_date: jiff::civil::Date,
+) -> Result<Option<OperationId>> {
+    Ok(table
+        .get((property, day_key(business_date)))
+        .map_err(storage("reading an operation"))?
+        .map(|guard| OperationId(guard.value())))
+}
+
 /// Reads an operation's steps in order, with one range read.
 pub(crate) fn read_steps(
     table: &impl ReadableTable<(u64, u32), &'static [u8]>,
