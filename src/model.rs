@@ -174,7 +174,7 @@ pub struct Operation {
     pub status: OperationStatus,
     /// When the operation was created.
     pub created_at: Timestamp,
-    /// Who created it.
+    /// The actor that created it.
     pub created_by: String,
     /// When its last step ended, making it finished.
     pub finished_at: Option<Timestamp>,
@@ -198,7 +198,7 @@ pub struct ProcessRef {
 pub struct Claim {
     /// The secret token that complete, fail and renew must present.
     pub token: String,
-    /// Who took the claim.
+    /// The actor that took the claim.
     pub actor: String,
     /// The claiming process, for runner claims; `None` for manual claims, which expire by lease
     /// only.
@@ -226,7 +226,7 @@ pub struct Step {
     pub started_at: Option<Timestamp>,
     /// When the step last completed, failed or was skipped.
     pub finished_at: Option<Timestamp>,
-    /// Who made the last change.
+    /// The actor that made the last change.
     pub actor: Option<String>,
     /// The error of the last failed attempt, or the reason of a skip.
     pub last_error: Option<String>,
@@ -236,7 +236,7 @@ pub struct Step {
     pub claim: Option<Claim>,
 }
 
-/// What an audit event records.
+/// The kind of change an audit event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -299,7 +299,7 @@ pub struct Event {
     pub from: Option<StepStatus>,
     /// The step's status after the change.
     pub to: Option<StepStatus>,
-    /// Who made the change.
+    /// The actor that made the change.
     pub actor: String,
     /// When the change was committed (the store clock's time).
     pub at: Timestamp,

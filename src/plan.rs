@@ -28,12 +28,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::PlanIdentityStep;
 
-/// The longest step code accepted, in bytes.
+/// The maximum length of a step code, in bytes.
 pub const MAX_CODE_LEN: usize = 64;
-/// The longest plan or step name accepted, in characters.
+/// The maximum length of a plan or step name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// The most steps a plan may have. It keeps every operation record well below the record size
-/// limit of the encoding.
+/// The maximum number of steps in a plan. It keeps every operation record well below the
+/// record size limit of the encoding.
 pub const MAX_STEPS: usize = 1000;
 /// The largest plan file read, in bytes.
 pub const MAX_PLAN_FILE_BYTES: u64 = 1 << 20;

@@ -22,7 +22,7 @@ use super::Store;
 use super::tables::WriteTables;
 use crate::error::{Error, ErrorCategory, Result};
 
-/// The most calls one transaction takes, so that one commit's latency stays bounded.
+/// The maximum number of calls in one transaction, so that one commit's latency stays bounded.
 const MAX_BATCH: usize = 128;
 
 /// The queue of calls waiting for a transaction, and whether a leader is applying a batch.

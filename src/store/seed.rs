@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{Event, EventKind, Operation, OperationId, OperationStatus, Step, StepStatus};
 use crate::plan::{Plan, first_difference};
 
-/// The longest property name accepted, in characters.
+/// The maximum length of a property name, in characters.
 pub const MAX_PROPERTY_CHARS: usize = 200;
 
 /// Checks a property name as [`Store::open_operation`] does: 1 to [`MAX_PROPERTY_CHARS`]

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::process;
 
-/// The most output kept per attempt, in bytes; longer output keeps its end.
+/// The maximum output kept per attempt, in bytes. Longer output keeps its end.
 pub const MAX_OUTPUT_TAIL: usize = 4096;
 /// The longest error message or skip reason kept, in bytes; longer text keeps its start, cut at
 /// a character boundary.
