@@ -1,5 +1,6 @@
 //! The store: one redb file holding operations, their steps and their audit events.
 
+mod check;
 mod group;
 mod open;
 mod query;
@@ -17,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{Claim, Operation, ProcessRef, Step};
 
+pub use check::{IntegrityProblem, IntegrityReport, ProblemKind};
 pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};
 pub(crate) use transition::tail;

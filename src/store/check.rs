@@ -1,0 +1,556 @@
+//! Checking a whole file: redb's page checksums, then every record and the rules between them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use redb::{ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+
+use super::tables::{self, EVENTS, FORMAT_KEY, META, NEXT_ID_KEY, OPERATIONS, OPERATIONS_BY_DAY};
+use super::tables::{REQUESTS, STEPS};
+use super::{Database, RequestRecord, Store};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::model::{Event, EventKind, Operation, OperationId, OperationStatus, Step, StepStatus};
+
+/// The result of [`Store::check_integrity`]: what was read, and every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IntegrityReport {
+    /// Whether redb verified the checksum of every page (only a read-write store can).
+    pub pages_verified: bool,
+    /// Whether redb had to rebuild its allocator state, which a crash or a damaged file needs.
+    pub repaired: bool,
+    /// The number of operations read.
+    pub operations: u64,
+    /// The number of steps read.
+    pub steps: u64,
+    /// The number of events read.
+    pub events: u64,
+    /// The number of request records read.
+    pub requests: u64,
+    /// Every problem found, in the order the check met them.
+    pub problems: Vec<IntegrityProblem>,
+}
+
+impl IntegrityReport {
+    /// Returns whether the check found no problem.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One problem found by [`Store::check_integrity`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IntegrityProblem {
+    /// The kind of rule that is broken.
+    pub kind: ProblemKind,
+    /// The operation concerned, when there is one.
+    pub operation: Option<OperationId>,
+    /// A description naming the table, key and values involved.
+    pub detail: String,
+}
+
+/// The kinds of [`IntegrityProblem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// A record that does not decode: damaged bytes or an unknown record format.
+    Undecodable,
+    /// The `meta` table lacks its format version or has an id counter behind the operations.
+    Meta,
+    /// The day index and the operations disagree.
+    Index,
+    /// An operation's steps differ from its plan: a missing, extra or changed step.
+    Steps,
+    /// An operation's stored status differs from the status its steps give.
+    Status,
+    /// The audit trail disagrees with the steps: a gap, an event whose transition did not
+    /// happen, or a transition without its event.
+    Events,
+}
+
+impl Store {
+    /// Checks the whole file and reports every problem found.
+    ///
+    /// On a read-write store, redb first verifies the checksum of every page and rebuilds its
+    /// allocator state (this is the check redb runs by itself when it opens a file after an
+    /// unclean shutdown). Then every record of eodstore's tables is decoded and the rules
+    /// between them are checked. The day index must match the operations, and each operation
+    /// must have exactly the steps of its plan and the status its steps give. Its events,
+    /// replayed transition by transition, must end in the stored steps. A read-only store skips the page
+    /// check, because redb's check commits. The check reads the whole file, so it takes time on
+    /// a large one; normal opens do not run it.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Corrupt`] when redb finds damaged pages that it cannot repair.
+    /// - [`Error::Busy`] when another call of this process is still using the store.
+    /// - [`Error::Storage`] when the file cannot be read.
+    pub fn check_integrity(&mut self) -> Result<IntegrityReport> {
+        let (pages_verified, repaired) = self.check_pages()?;
+        let mut report = self.guarded("checking records", || {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(|err| Error::storage("beginning the integrity check", err))?;
+            check_records(&txn)
+        })?;
+        report.pages_verified = pages_verified;
+        report.repaired = repaired;
+        if !report.is_clean() {
+            tracing::warn!(path = %self.path.display(), problems = report.problems.len(), "integrity check found problems");
+        }
+        Ok(report)
+    }
+
+    /// Runs redb's page check on a read-write store; returns whether it ran and whether it
+    /// repaired anything.
+    fn check_pages(&mut self) -> Result<(bool, bool)> {
+        let path = self.path.clone();
+        let Database::ReadWrite(db) = &mut self.db else {
+            return Ok((false, false));
+        };
+        let Some(db) = Arc::get_mut(db) else {
+            return Err(Error::Busy {
+                path,
+                detail: "another call of this process is still using the store; check it when \
+                         no other call is running"
+                    .into(),
+            });
+        };
+        let checked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
+        match checked {
+            Ok(Ok(passed)) => Ok((true, !passed)),
+            Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)))) => {
+                Err(Error::Corrupt { path, detail })
+            }
+            Ok(Err(redb::DatabaseError::TransactionInProgress)) => Err(Error::Busy {
+                path,
+                detail: "a read or write of this process is still running; check it when no \
+                         other call is running"
+                    .into(),
+            }),
+            Ok(Err(err)) => Err(Error::storage("checking pages", err)),
+            Err(panic) => Err(self.corrupt_from_panic("checking pages", panic.as_ref())),
+        }
+    }
+}
+
+/// Collects problems while the check walks the tables.
+struct Checker {
+    report: IntegrityReport,
+}
+
+impl Checker {
+    fn problem(&mut self, kind: ProblemKind, operation: Option<OperationId>, detail: String) {
+        self.report.problems.push(IntegrityProblem {
+            kind,
+            operation,
+            detail,
+        });
+    }
+
+    /// Keeps a decoded value, or records the decode error as a problem.
+    fn decoded<T>(&mut self, operation: Option<OperationId>, value: Result<T>) -> Option<T> {
+        match value {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.problem(ProblemKind::Undecodable, operation, err.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn storage(err: redb::StorageError) -> Error {
+    Error::storage("checking records", err)
+}
+
+fn open_error(err: redb::TableError) -> Error {
+    Error::storage("opening a table to check it", err)
+}
+
+/// Checks every record readable from `txn`.
+fn check_records(txn: &redb::ReadTransaction) -> Result<IntegrityReport> {
+    let mut checker = Checker {
+        report: IntegrityReport {
+            pages_verified: false,
+            repaired: false,
+            operations: 0,
+            steps: 0,
+            events: 0,
+            requests: 0,
+            problems: Vec::new(),
+        },
+    };
+    let operations = check_operations(txn, &mut checker)?;
+    check_meta(txn, &mut checker, &operations)?;
+    check_index(txn, &mut checker, &operations)?;
+    let steps = read_all_steps(txn, &mut checker, &operations)?;
+    for (id, operation) in &operations {
+        let Some(operation) = operation else { continue };
+        let empty = Vec::new();
+        let steps = steps.get(id).unwrap_or(&empty);
+        check_steps(&mut checker, operation, steps);
+        let events = read_events(txn, &mut checker, *id)?;
+        check_events(&mut checker, operation, steps, &events);
+    }
+    check_requests(txn, &mut checker)?;
+    Ok(checker.report)
+}
+
+/// Reads every operation; an undecodable one is kept as `None` so that its steps are not
+/// reported as orphans.
+fn check_operations(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+) -> Result<BTreeMap<OperationId, Option<Operation>>> {
+    let table = txn.open_table(OPERATIONS).map_err(open_error)?;
+    let mut operations = BTreeMap::new();
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let id = OperationId(key.value());
+        checker.report.operations += 1;
+        let decoded = codec::decode::<Operation>("operations", || id.to_string(), value.value());
+        let operation = checker.decoded(Some(id), decoded);
+        if let Some(operation) = &operation
+            && operation.id != id
+        {
+            checker.problem(
+                ProblemKind::Index,
+                Some(id),
+                format!("the record under key {id} is operation {}", operation.id),
+            );
+        }
+        operations.insert(id, operation);
+    }
+    Ok(operations)
+}
+
+fn check_meta(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<()> {
+    let meta = txn.open_table(META).map_err(open_error)?;
+    if meta.get(FORMAT_KEY).map_err(storage)?.is_none() {
+        checker.problem(
+            ProblemKind::Meta,
+            None,
+            format!("table `meta` has no `{FORMAT_KEY}`"),
+        );
+    }
+    let next = meta.get(NEXT_ID_KEY).map_err(storage)?.map(|v| v.value());
+    let highest = operations.keys().next_back().map(|id| id.0);
+    match (next, highest) {
+        (None, _) => checker.problem(
+            ProblemKind::Meta,
+            None,
+            format!("table `meta` has no `{NEXT_ID_KEY}`"),
+        ),
+        (Some(next), Some(highest)) if next <= highest => checker.problem(
+            ProblemKind::Meta,
+            None,
+            format!(
+                "`{NEXT_ID_KEY}` is {next}, but operation {highest} exists, so a new \
+                 operation would reuse an id"
+            ),
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Checks that the day index and the operations point at each other.
+fn check_index(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<()> {
+    let index = txn.open_table(OPERATIONS_BY_DAY).map_err(open_error)?;
+    let mut indexed = 0_u64;
+    for entry in index.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let (property, day) = key.value();
+        let id = OperationId(value.value());
+        indexed += 1;
+        match operations.get(&id) {
+            None => checker.problem(
+                ProblemKind::Index,
+                Some(id),
+                format!("the day index maps ({property:?}, {day}) to operation {id}, which does not exist"),
+            ),
+            Some(Some(operation))
+                if operation.property != property
+                    || tables::day_key(operation.business_date) != day =>
+            {
+                checker.problem(
+                    ProblemKind::Index,
+                    Some(id),
+                    format!(
+                        "the day index maps ({property:?}, {day}) to operation {id}, which is \
+                         for ({:?}, {})",
+                        operation.property, operation.business_date
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, operation) in operations {
+        let Some(operation) = operation else { continue };
+        let found =
+            tables::read_operation_id(&index, &operation.property, operation.business_date)?;
+        if found != Some(*id) {
+            checker.problem(
+                ProblemKind::Index,
+                Some(*id),
+                format!(
+                    "operation {id} ({:?}, {}) is not in the day index",
+                    operation.property, operation.business_date
+                ),
+            );
+        }
+    }
+    if indexed != checker.report.operations {
+        checker.problem(
+            ProblemKind::Index,
+            None,
+            format!(
+                "the day index has {indexed} entries for {} operations",
+                checker.report.operations
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Reads every step, grouped by operation; steps of operations that do not exist are problems.
+fn read_all_steps(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<BTreeMap<OperationId, Vec<Step>>> {
+    let table = txn.open_table(STEPS).map_err(open_error)?;
+    let mut steps: BTreeMap<OperationId, Vec<Step>> = BTreeMap::new();
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let (operation, order) = key.value();
+        let id = OperationId(operation);
+        checker.report.steps += 1;
+        if !operations.contains_key(&id) {
+            checker.problem(
+                ProblemKind::Steps,
+                Some(id),
+                format!("step ({operation}, {order}) belongs to no operation"),
+            );
+            continue;
+        }
+        let decoded =
+            codec::decode::<Step>("steps", || format!("({operation}, {order})"), value.value());
+        let Some(step) = checker.decoded(Some(id), decoded) else {
+            continue;
+        };
+        if step.order != order {
+            checker.problem(
+                ProblemKind::Steps,
+                Some(id),
+                format!(
+                    "the record under ({operation}, {order}) is step {}",
+                    step.order
+                ),
+            );
+        }
+        steps.entry(id).or_default().push(step);
+    }
+    Ok(steps)
+}
+
+/// Checks an operation's steps against its plan identity and its stored status.
+fn check_steps(checker: &mut Checker, operation: &Operation, steps: &[Step]) {
+    let id = operation.id;
+    let found: Vec<(u32, &str, bool)> = steps
+        .iter()
+        .map(|step| (step.order, step.code.as_str(), step.required))
+        .collect();
+    let planned: Vec<(u32, &str, bool)> = operation
+        .plan_identity
+        .iter()
+        .map(|step| (step.order, step.code.as_str(), step.required))
+        .collect();
+    if found != planned {
+        let describe = |list: &[(u32, &str, bool)]| {
+            list.iter()
+                .map(|(order, code, _)| format!("{order}:{code}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        checker.problem(
+            ProblemKind::Steps,
+            Some(id),
+            format!(
+                "operation {id} has the steps [{}], but its plan `{}` has [{}]",
+                describe(&found),
+                operation.plan,
+                describe(&planned)
+            ),
+        );
+        return;
+    }
+    let derived = OperationStatus::of(steps);
+    if derived != operation.status {
+        checker.problem(
+            ProblemKind::Status,
+            Some(id),
+            format!(
+                "operation {id} is stored as {}, but its steps make it {derived}",
+                operation.status
+            ),
+        );
+    }
+    if (operation.status == OperationStatus::Completed) != operation.finished_at.is_some() {
+        checker.problem(
+            ProblemKind::Status,
+            Some(id),
+            format!(
+                "operation {id} is {} but {} a finish time",
+                operation.status,
+                if operation.finished_at.is_some() {
+                    "has"
+                } else {
+                    "lacks"
+                }
+            ),
+        );
+    }
+}
+
+fn read_events(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    id: OperationId,
+) -> Result<Vec<(u64, Option<Event>)>> {
+    let table = txn.open_table(EVENTS).map_err(open_error)?;
+    let mut events = Vec::new();
+    for entry in table.range((id.0, 0)..=(id.0, u64::MAX)).map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let seq = key.value().1;
+        checker.report.events += 1;
+        let decoded = codec::decode::<Event>("events", || format!("({id}, {seq})"), value.value());
+        events.push((seq, checker.decoded(Some(id), decoded)));
+    }
+    Ok(events)
+}
+
+/// Replays an operation's events and compares the result with its steps.
+fn check_events(
+    checker: &mut Checker,
+    operation: &Operation,
+    steps: &[Step],
+    events: &[(u64, Option<Event>)],
+) {
+    let id = operation.id;
+    let mut problem = |detail: String| checker.problem(ProblemKind::Events, Some(id), detail);
+    let mut states: BTreeMap<u32, (StepStatus, u32)> = steps
+        .iter()
+        .map(|step| (step.order, (StepStatus::Pending, 0)))
+        .collect();
+    let mut finished = 0;
+    let mut complete = true;
+
+    for (index, (seq, event)) in events.iter().enumerate() {
+        if *seq != index as u64 + 1 {
+            problem(format!(
+                "event {seq} of operation {id} follows {index} events; the trail has a gap"
+            ));
+            return;
+        }
+        let Some(event) = event else {
+            complete = false;
+            continue;
+        };
+        if event.seq != *seq {
+            problem(format!(
+                "the event under ({id}, {seq}) says it is event {}",
+                event.seq
+            ));
+        }
+        if event.kind == EventKind::OperationFinished {
+            finished += 1;
+        }
+        let Some(order) = event.step_order else {
+            continue;
+        };
+        let Some((state, attempts)) = states.get_mut(&order) else {
+            problem(format!(
+                "event {seq} ({}) of operation {id} names step {order}, which it does not have",
+                event.kind
+            ));
+            continue;
+        };
+        if let Some(from) = event.from
+            && from != *state
+        {
+            problem(format!(
+                "event {seq} ({}) of operation {id} moves step {order} from {from}, but the \
+                 events before it leave the step {state}",
+                event.kind
+            ));
+        }
+        if let Some(to) = event.to {
+            *state = to;
+        }
+        if matches!(event.kind, EventKind::Started | EventKind::TakenOver) {
+            *attempts += 1;
+        }
+    }
+    if events
+        .first()
+        .and_then(|(_, event)| event.as_ref())
+        .map(|event| event.kind)
+        != Some(EventKind::OperationCreated)
+        && complete
+    {
+        problem(format!(
+            "the first event of operation {id} is not `operation_created`"
+        ));
+    }
+    if !complete {
+        // An undecodable event is reported already; replaying without it would only add noise.
+        return;
+    }
+    for step in steps {
+        let (state, attempts) = states[&step.order];
+        if state != step.status || attempts != step.attempts {
+            problem(format!(
+                "step {} of operation {id} is {} after {} attempts, but its events give {state} \
+                 after {attempts}",
+                step.order, step.status, step.attempts
+            ));
+        }
+    }
+    let expected = u32::from(operation.status == OperationStatus::Completed);
+    if finished != expected {
+        problem(format!(
+            "operation {id} is {} but has {finished} `operation_finished` events",
+            operation.status
+        ));
+    }
+}
+
+fn check_requests(txn: &redb::ReadTransaction, checker: &mut Checker) -> Result<()> {
+    let table = txn.open_table(REQUESTS).map_err(open_error)?;
+    checker.report.requests = table.len().map_err(storage)?;
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let request_id = key.value();
+        let decoded =
+            codec::decode::<RequestRecord>("requests", || format!("`{request_id}`"), value.value());
+        checker.decoded(None, decoded);
+    }
+    Ok(())
+}
