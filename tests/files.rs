@@ -345,3 +345,45 @@ fn read_only_store_rejects_writes() {
         "a read-only store changed the file"
     );
 }
+
+#[test]
+fn in_memory_backend_holds_a_store() {
+    let options = StoreOptions::new().concurrency(ConcurrencyMode::ExclusiveWriter);
+
+    let empty = Store::open_with_backend(
+        "memory",
+        redb::backends::InMemoryBackend::new(),
+        options.clone(),
+    );
+    assert!(matches!(empty, Err(Error::NoDatabase { .. })), "{empty:?}");
+
+    let mut store = Store::open_with_backend(
+        "memory",
+        redb::backends::InMemoryBackend::new(),
+        options.create(true),
+    )
+    .unwrap();
+    let opened = store
+        .open_operation(
+            "grand",
+            date("2026-12-04"),
+            &eodstore::Plan::standard(),
+            &caller("a"),
+        )
+        .unwrap();
+    assert_eq!(opened.steps.len(), 10);
+    assert!(store.check_integrity().unwrap().is_clean());
+    assert_eq!(store.path(), std::path::Path::new("memory"));
+}
+
+#[test]
+fn in_memory_backend_without_locks_needs_exclusive_mode() {
+    let result = Store::open_with_backend(
+        "memory",
+        redb::backends::InMemoryBackend::new(),
+        StoreOptions::new().create(true),
+    );
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("ExclusiveWriter"), "{err}");
+}

@@ -33,17 +33,7 @@ impl Store {
     /// - [`Error::Storage`] or [`Error::Io`] when the file cannot be read or written.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_owned();
-        if options.durability == Durability::None
-            && options.concurrency != ConcurrencyMode::ExclusiveWriter
-        {
-            return Err(Error::InvalidInput {
-                what: "store options",
-                value: format!("{:?} with {:?}", options.durability, options.concurrency),
-                expected: "Durability::None requires ConcurrencyMode::ExclusiveWriter, because \
-                           a commit that is not synced is invisible to other processes"
-                    .into(),
-            });
-        }
+        check_options(&options)?;
         match file_state(&path)? {
             FileState::Redb => {}
             FileState::Empty if options.create && !options.read_only => {
@@ -61,6 +51,86 @@ impl Store {
             FileState::Missing => return Err(Error::NoDatabase { path }),
         }
         open_checked(path, options, true)
+    }
+
+    /// Opens a store kept in a redb storage backend instead of a file: redb's
+    /// [`InMemoryBackend`](redb::backends::InMemoryBackend) for tests, or a backend of the
+    /// application's own. `label` names the store in messages, where a file's path would be.
+    ///
+    /// `options` apply as for a file, with two differences. Empty storage is initialized only
+    /// when [`StoreOptions::create`] is set. The shared concurrency modes need a backend that
+    /// implements redb's range locks (see [`redb::StorageBackend`]), so give a backend without
+    /// them [`ConcurrencyMode::ExclusiveWriter`]. A newer or foreign store is rejected after
+    /// redb has opened it, which may have updated redb's header in the backend.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open_with`], with [`Error::NoDatabase`] for empty storage without
+    /// [`StoreOptions::create`], and the backend's failures as [`Error::Storage`].
+    pub fn open_with_backend(
+        label: impl Into<PathBuf>,
+        backend: impl redb::StorageBackend,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        let path = label.into();
+        check_options(&options)?;
+        let empty = backend.len().map_err(|err| {
+            Error::storage(
+                "reading the backend's length",
+                redb::StorageError::from(err),
+            )
+        })? == 0;
+        if empty && (options.read_only || !options.create) {
+            return Err(Error::NoDatabase { path });
+        }
+        let builder = redb_builder(options.concurrency);
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            if options.read_only {
+                builder
+                    .open_read_only_with_backend(backend)
+                    .map(Database::ReadOnly)
+            } else {
+                builder
+                    .create_with_backend(backend)
+                    .map(|db| Database::ReadWrite(Arc::new(db)))
+            }
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(err)) => return Err(open_error(&path, err)),
+            Err(_) => {
+                return Err(Error::Corrupt {
+                    path,
+                    detail: "redb failed while reading the storage's header".into(),
+                });
+            }
+        };
+        let store = Store::new(db, path, options);
+        if store.options.read_only {
+            let txn = store
+                .db
+                .begin_read()
+                .map_err(|err| Error::storage("reading the format version", err))?;
+            match read_format_in(&txn, &store.path)? {
+                Some(version) if version > FORMAT_VERSION => {
+                    return Err(Error::NewerFormat {
+                        path: store.path.clone(),
+                        found: version,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    return Err(Error::NotEodstoreFile {
+                        path: store.path.clone(),
+                        reason: "it is a redb database without eodstore's tables".into(),
+                    });
+                }
+            }
+        } else {
+            store.check_format()?;
+        }
+        Ok(store)
     }
 
     /// Checks the format version, and gives a new, empty redb file eodstore's tables.
@@ -116,6 +186,22 @@ impl Store {
             .find(|handle| !TABLE_NAMES.contains(&handle.name()))
             .map(|handle| handle.name().to_owned()))
     }
+}
+
+/// Rejects option combinations that redb does not allow.
+fn check_options(options: &StoreOptions) -> Result<()> {
+    if options.durability == Durability::None
+        && options.concurrency != ConcurrencyMode::ExclusiveWriter
+    {
+        return Err(Error::InvalidInput {
+            what: "store options",
+            value: format!("{:?} with {:?}", options.durability, options.concurrency),
+            expected: "Durability::None requires ConcurrencyMode::ExclusiveWriter, because \
+                       a commit that is not synced is invisible to other processes"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Returns the recorded format version, or `None` for a redb file with no tables at all.
@@ -374,6 +460,13 @@ fn open_error(path: &Path, err: redb::DatabaseError) -> Error {
             path,
             detail: "another process has it open with a different version of redb's locking \
                      protocol; close it, or run the same eodstore version everywhere"
+                .into(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Unsupported) => Error::InvalidInput {
+            what: "storage backend",
+            value: path.display().to_string(),
+            expected: "a backend with redb's range locks for a shared concurrency mode; open a \
+                       backend without them with ConcurrencyMode::ExclusiveWriter"
                 .into(),
         },
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
