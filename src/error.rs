@@ -392,6 +392,26 @@ impl Error {
         }
     }
 
+    /// Turns a redb error that shows damage (a checksum failure, or a read past the end of a
+    /// cut-off file) into [`Error::Corrupt`] for the file at `path`; returns other errors as
+    /// they are.
+    pub(crate) fn damaged_at(self, path: &std::path::Path) -> Self {
+        let Error::Storage { context, source } = self else {
+            return self;
+        };
+        let detail = match source.as_ref() {
+            redb::Error::Corrupted(detail) => detail.clone(),
+            redb::Error::Io(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                "the file is shorter than its pages say, so it was cut off".to_owned()
+            }
+            _ => return Error::Storage { context, source },
+        };
+        Error::Corrupt {
+            path: path.to_owned(),
+            detail: format!("{detail} (while {context})"),
+        }
+    }
+
     /// Wraps a redb error with what eodstore was doing.
     pub(crate) fn storage(context: impl Into<String>, source: impl Into<redb::Error>) -> Self {
         Error::Storage {

@@ -497,9 +497,11 @@ impl Store {
     ///
     /// redb documents that reading a file damaged from outside may panic, because ordinary reads
     /// do not verify checksums. Such a panic is caught here and never reaches the caller.
+    /// A redb error that shows damage becomes [`Error::Corrupt`] here too.
     pub(crate) fn guarded<T>(&self, what: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
             .unwrap_or_else(|panic| Err(self.corrupt_from_panic(what, panic.as_ref())))
+            .map_err(|err| err.damaged_at(&self.path))
     }
 
     pub(crate) fn corrupt_from_panic(

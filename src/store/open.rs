@@ -233,12 +233,15 @@ fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result<Option<u64
             names.join(", ")
         )));
     }
-    let meta = txn
-        .open_table(META)
-        .map_err(|err| foreign(format!("its `meta` table has another layout: {err}")))?;
+    let meta = txn.open_table(META).map_err(|err| match err {
+        redb::TableError::Storage(err) => {
+            Error::storage("reading the format version", err).damaged_at(path)
+        }
+        err => foreign(format!("its `meta` table has another layout: {err}")),
+    })?;
     let version = meta
         .get(FORMAT_KEY)
-        .map_err(|err| Error::storage("reading the format version", err))?
+        .map_err(|err| Error::storage("reading the format version", err).damaged_at(path))?
         .ok_or_else(|| foreign("its `meta` table records no format version".into()))?;
     Ok(Some(version.value()))
 }

@@ -1,0 +1,405 @@
+//! Files committed under `tests/data/`: stores written by earlier versions open and read back
+//! exactly, and newer, foreign, non-redb, empty and truncated files each get their own error
+//! without a byte of them changing.
+//!
+//! `write_golden_store` writes the content of the golden stores. After a change to the stored
+//! format, add the new version's file beside the old ones (never replace them) with
+//! `EODSTORE_WRITE_GOLDEN=1 cargo test --test golden -- --ignored write_golden_files`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use eodstore::{
+    Caller, Error, EventKind, ManualClock, OperationStatus, Plan, PlanStep, StepStatus, Store,
+    StoreOptions,
+};
+use jiff::SignedDuration;
+
+/// The golden stores, one per store format, oldest first.
+const GOLDEN_STORES: [&str; 1] = ["format1.redb"];
+
+/// The names of the Turkish plan's steps, which must come back byte for byte.
+const TURKISH_STEPS: [(&str, &str); 4] = [
+    ("on_kontrol", "Gün Sonu Ön Kontrolleri"),
+    ("gelmeyenler", "Gelmeyen Rezervasyonlar (No-Show) İşlemi"),
+    ("oda_vergi", "Oda ve Vergi Kayıtları — KDV %10"),
+    ("cikis_kontrolu", "Çıkış Kontrolü: ığüşöç ĞÜŞİÖÇ"),
+];
+
+const TURKISH_PROPERTY: &str = "Otel İzmir Kordon";
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn turkish_plan() -> Plan {
+    let steps = (1_u32..)
+        .zip(TURKISH_STEPS)
+        .map(|(order, (code, name))| PlanStep {
+            order: order * 10,
+            code: code.into(),
+            name: name.into(),
+            required: code != "cikis_kontrolu",
+            command: None,
+            timeout_seconds: None,
+        })
+        .collect();
+    Plan::new("gece denetimi", steps).expect("valid Turkish plan")
+}
+
+/// Writes the golden content into a new store at `path`: a finished standard night, a night with
+/// a failure, a retry and a takeover, and a Turkish plan reached through request ids.
+fn write_golden_store(path: &Path) {
+    let clock = Arc::new(ManualClock::new(
+        "2026-12-02T22:00:00Z".parse().expect("valid timestamp"),
+    ));
+    let store = Store::open_with(path, StoreOptions::new().create(true).clock(clock.clone()))
+        .expect("create the golden store");
+    let ayse = Caller::new("ayşe");
+    let minute = SignedDuration::from_mins(1);
+
+    let first = store
+        .open_operation(
+            "grand",
+            common::date("2026-12-02"),
+            &Plan::standard(),
+            &ayse,
+        )
+        .expect("open the first night")
+        .operation
+        .id;
+    for step in Plan::standard().steps() {
+        clock.advance(minute);
+        if step.required {
+            let started = store.start_step(first, step.order, &ayse).expect("start");
+            clock.advance(minute);
+            store
+                .complete_step(
+                    first,
+                    step.order,
+                    &started.claim.token,
+                    Some("tamam"),
+                    &ayse,
+                )
+                .expect("complete");
+        } else {
+            store
+                .skip_step(first, step.order, "not needed tonight", &ayse)
+                .expect("skip");
+        }
+    }
+
+    let second = store
+        .open_operation(
+            "grand",
+            common::date("2026-12-03"),
+            &Plan::standard(),
+            &ayse,
+        )
+        .expect("open the second night")
+        .operation
+        .id;
+    let started = store.start_step(second, 1, &ayse).expect("start step 1");
+    store
+        .complete_step(second, 1, &started.claim.token, None, &ayse)
+        .expect("complete step 1");
+    let started = store.start_step(second, 2, &ayse).expect("start step 2");
+    store
+        .fail_step(
+            second,
+            2,
+            &started.claim.token,
+            "kasa açık",
+            Some("çıktı\nsatır 2"),
+            &ayse,
+        )
+        .expect("fail step 2");
+    store.retry_step(second, 2, &ayse).expect("retry step 2");
+    store
+        .start_step(second, 2, &ayse)
+        .expect("start step 2 again");
+    clock.advance(SignedDuration::from_mins(10));
+    store
+        .start_step(second, 2, &Caller::new("mehmet"))
+        .expect("take over step 2");
+
+    let kordon = Caller::new("resepsiyon-2").request_id("seed-kordon-2026-12-03");
+    let third = store
+        .open_operation(
+            TURKISH_PROPERTY,
+            common::date("2026-12-03"),
+            &turkish_plan(),
+            &kordon,
+        )
+        .expect("open the Turkish night")
+        .operation
+        .id;
+    let starter = Caller::new("resepsiyon-2").request_id("start-kordon-10");
+    let started = store
+        .start_step(third, 10, &starter)
+        .expect("start step 10");
+    store
+        .complete_step(
+            third,
+            10,
+            &started.claim.token,
+            Some("Gün sonu hazır ✓"),
+            &starter.request_id("complete-kordon-10"),
+        )
+        .expect("complete step 10");
+}
+
+/// Copies `name` from `tests/data` into `dir` and returns the copy's path.
+fn copy_golden(dir: &Path, name: &str) -> PathBuf {
+    let copy = dir.join(name);
+    std::fs::copy(data_dir().join(name), &copy).expect("copy a golden file");
+    copy
+}
+
+/// Checks that `store` contains exactly what `write_golden_store` wrote.
+fn assert_golden_content(store: &Store) {
+    let first = store
+        .view_by_date("grand", common::date("2026-12-02"))
+        .expect("read the first night");
+    assert_eq!(first.operation.status, OperationStatus::Completed);
+    assert_eq!(first.steps.len(), 10);
+    assert_eq!(
+        first.operation.finished_at,
+        Some("2026-12-02T22:15:00Z".parse().unwrap())
+    );
+    for step in &first.steps {
+        let expected = if step.required {
+            StepStatus::Completed
+        } else {
+            StepStatus::Skipped
+        };
+        assert_eq!(step.status, expected, "step {}", step.order);
+    }
+
+    let second = store
+        .view_by_date("grand", common::date("2026-12-03"))
+        .expect("read the second night");
+    assert_eq!(second.operation.status, OperationStatus::Running);
+    let step = &second.steps[1];
+    assert_eq!(step.status, StepStatus::Running);
+    assert_eq!(step.attempts, 3);
+    assert_eq!(step.actor.as_deref(), Some("mehmet"));
+    assert_eq!(step.last_error.as_deref(), Some("kasa açık"));
+    let kinds: Vec<EventKind> = store
+        .events(second.operation.id)
+        .expect("read the second night's events")
+        .iter()
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::OperationCreated,
+            EventKind::StepsSeeded,
+            EventKind::Started,
+            EventKind::Completed,
+            EventKind::Started,
+            EventKind::Failed,
+            EventKind::Retried,
+            EventKind::Started,
+            EventKind::TakenOver,
+        ]
+    );
+
+    let third = store
+        .view_by_date(TURKISH_PROPERTY, common::date("2026-12-03"))
+        .expect("read the Turkish night");
+    assert_eq!(third.operation.property, TURKISH_PROPERTY);
+    assert_eq!(third.operation.plan, "gece denetimi");
+    let names: Vec<(&str, &str)> = third
+        .steps
+        .iter()
+        .map(|step| (step.code.as_str(), step.name.as_str()))
+        .collect();
+    assert_eq!(names, TURKISH_STEPS);
+    assert_eq!(
+        third.steps[0].output_tail.as_deref(),
+        Some("Gün sonu hazır ✓")
+    );
+    assert_eq!(third.steps[0].actor.as_deref(), Some("resepsiyon-2"));
+}
+
+#[test]
+#[ignore = "writes tests/data; run by hand after a format change"]
+fn write_golden_files() {
+    if std::env::var_os("EODSTORE_WRITE_GOLDEN").is_none() {
+        return;
+    }
+    let name = format!("format{}.redb", eodstore::FORMAT_VERSION);
+    let path = data_dir().join(&name);
+    let _ = std::fs::remove_file(&path);
+    write_golden_store(&path);
+    assert!(
+        GOLDEN_STORES.contains(&name.as_str()),
+        "add {name} to GOLDEN_STORES"
+    );
+}
+
+#[test]
+fn golden_stores_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in GOLDEN_STORES {
+        let copy = copy_golden(dir.path(), name);
+        let store = Store::open(&copy).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_golden_content(&store);
+        drop(store);
+
+        let mut store = Store::open(&copy).unwrap();
+        let report = store.check_integrity().unwrap();
+        assert!(report.is_clean(), "{name}: {:#?}", report.problems);
+        assert_eq!((report.operations, report.steps), (3, 24), "{name}");
+    }
+}
+
+#[test]
+fn this_version_writes_the_golden_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.redb");
+    write_golden_store(&path);
+    assert_golden_content(&Store::open(&path).unwrap());
+}
+
+#[test]
+fn golden_stores_open_read_only_unchanged() {
+    for name in GOLDEN_STORES {
+        let path = data_dir().join(name);
+        let before = std::fs::read(&path).unwrap();
+        let store = Store::open_with(&path, StoreOptions::new().read_only(true)).unwrap();
+        assert_golden_content(&store);
+        drop(store);
+        assert!(std::fs::read(&path).unwrap() == before, "{name} changed");
+    }
+}
+
+/// Opens `path` read-write and read-only, returns both errors, and checks the bytes never
+/// change.
+fn open_errors(path: &Path) -> [Error; 2] {
+    let before = std::fs::read(path).unwrap();
+    let errors = [StoreOptions::new(), StoreOptions::new().read_only(true)].map(|options| {
+        let result = Store::open_with(path, options);
+        let unchanged = std::fs::read(path).unwrap() == before;
+        assert!(unchanged, "{} changed", path.display());
+        result.expect_err("the open must fail")
+    });
+    errors
+}
+
+#[test]
+fn newer_format_rejected_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_golden(dir.path(), GOLDEN_STORES[0]);
+    {
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .open(&path)
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap()
+            .insert("format_version", eodstore::FORMAT_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    for err in open_errors(&path) {
+        assert!(matches!(err, Error::NewerFormat { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn foreign_redb_file_rejected_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("guests.redb");
+    {
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<u64, &str>::new("guests"))
+            .unwrap()
+            .insert(1, "Ayşe Yılmaz")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    for err in open_errors(&path) {
+        assert!(matches!(err, Error::NotEodstoreFile { .. }), "{err:?}");
+        assert!(err.to_string().contains("guests"), "{err}");
+    }
+}
+
+#[test]
+fn non_redb_file_rejected_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.redb");
+    std::fs::write(&path, "operation_id,step_order\n1,1\n").unwrap();
+    for err in open_errors(&path) {
+        assert!(matches!(err, Error::NotEodstoreFile { .. }), "{err:?}");
+        assert!(err.to_string().contains("signature"), "{err}");
+    }
+}
+
+#[test]
+fn empty_file_rejected_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.redb");
+    std::fs::write(&path, b"").unwrap();
+    for err in open_errors(&path) {
+        assert!(matches!(err, Error::NotEodstoreFile { .. }), "{err:?}");
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+}
+
+/// A cut-off file is rejected by a read-write open. A read-only open reads only the pages it
+/// needs, so it may succeed when the cut removed no page it reads. Every read then either returns
+/// the stored data or fails as damaged, and the whole-file check never passes wrong data.
+#[test]
+fn truncated_files_rejected_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read(data_dir().join(GOLDEN_STORES[0])).unwrap();
+    for length in [
+        5,
+        9,
+        100,
+        4096,
+        golden.len() / 2,
+        golden.len() - 4096,
+        golden.len() - 1,
+    ] {
+        let path = dir.path().join(format!("cut-{length}.redb"));
+        std::fs::write(&path, &golden[..length]).unwrap();
+
+        let err = Store::open(&path).expect_err("a read-write open must fail");
+        assert!(
+            matches!(err, Error::Corrupt { .. }),
+            "cut at {length}: {err:?}"
+        );
+
+        match Store::open_with(&path, StoreOptions::new().read_only(true)) {
+            Err(err) => assert!(
+                matches!(err, Error::Corrupt { .. }),
+                "cut at {length}: {err:?}"
+            ),
+            Ok(mut store) => match store.check_integrity() {
+                Err(err) => assert!(
+                    matches!(err, Error::Corrupt { .. }),
+                    "cut at {length}: {err:?}"
+                ),
+                Ok(report) => {
+                    assert!(report.is_clean(), "cut at {length}: {report:#?}");
+                    assert_golden_content(&store);
+                }
+            },
+        }
+        assert!(
+            std::fs::read(&path).unwrap() == golden[..length],
+            "cut at {length} changed"
+        );
+    }
+}
