@@ -53,6 +53,20 @@ pub enum Error {
         supported: u64,
     },
 
+    /// The file has an older store format, which this build reads but does not write into. A
+    /// read-only open works; a read-write open is rejected until the file is migrated.
+    #[error(
+        "`{path}` has eodstore format version {found}, older than the version {current} this build writes: open it read-only, or migrate it with `eod migrate` (`Store::migrate`), which first copies it aside"
+    )]
+    OlderFormat {
+        /// The path of the file.
+        path: PathBuf,
+        /// The format version recorded in the file.
+        found: u64,
+        /// The format version this build writes.
+        current: u64,
+    },
+
     /// Another process holds the file in a mode that excludes this one, or this process has it
     /// open already.
     #[error("`{path}` is locked: {detail}")]
@@ -479,6 +493,14 @@ mod tests {
                     supported: 1,
                 },
                 "`x` has eodstore format version 3, but this build reads versions up to 1: upgrade eodstore to open it",
+            ),
+            (
+                Error::OlderFormat {
+                    path: "x".into(),
+                    found: 1,
+                    current: 2,
+                },
+                "`x` has eodstore format version 1, older than the version 2 this build writes: open it read-only, or migrate it with `eod migrate` (`Store::migrate`), which first copies it aside",
             ),
             (
                 Error::Locked {

@@ -16,9 +16,13 @@ use eodstore::{
     StoreOptions,
 };
 use jiff::SignedDuration;
+use redb::{ReadableDatabase, TableHandle};
 
 /// The golden stores, one per store format, oldest first.
-const GOLDEN_STORES: [&str; 1] = ["format1.redb"];
+const GOLDEN_STORES: [&str; 2] = ["format1.redb", "format2.redb"];
+
+/// The golden store of the format this build writes.
+const NEWEST_GOLDEN: &str = GOLDEN_STORES[GOLDEN_STORES.len() - 1];
 
 /// The names of the Turkish plan's steps, which must come back byte for byte.
 const TURKISH_STEPS: [(&str, &str); 4] = [
@@ -242,11 +246,13 @@ fn write_golden_files() {
     );
 }
 
+/// Opens a copy of each golden store read-write, migrating an older one first.
 #[test]
 fn golden_stores_read_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     for name in GOLDEN_STORES {
         let copy = copy_golden(dir.path(), name);
+        Store::migrate(&copy, StoreOptions::new()).unwrap_or_else(|err| panic!("{name}: {err}"));
         let store = Store::open(&copy).unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_golden_content(&store);
         drop(store);
@@ -256,6 +262,112 @@ fn golden_stores_read_back_exactly() {
         assert!(report.is_clean(), "{name}: {:#?}", report.problems);
         assert_eq!((report.operations, report.steps), (3, 24), "{name}");
     }
+}
+
+/// Returns the first byte, the record format, of every value in the file's record tables.
+fn record_formats(path: &Path) -> Vec<u8> {
+    let db = redb::Database::builder()
+        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+        .open(path)
+        .unwrap();
+    let txn = db.begin_read().unwrap();
+    let mut formats = Vec::new();
+    for table in txn.list_tables().unwrap() {
+        let name = table.name().to_owned();
+        let first_bytes: Vec<u8> = match name.as_str() {
+            "operations" => collect_first_bytes(
+                &txn.open_table(redb::TableDefinition::<u64, &[u8]>::new("operations"))
+                    .unwrap(),
+            ),
+            "steps" => collect_first_bytes(
+                &txn.open_table(redb::TableDefinition::<(u64, u32), &[u8]>::new("steps"))
+                    .unwrap(),
+            ),
+            "events" => collect_first_bytes(
+                &txn.open_table(redb::TableDefinition::<(u64, u64), &[u8]>::new("events"))
+                    .unwrap(),
+            ),
+            "requests" => collect_first_bytes(
+                &txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("requests"))
+                    .unwrap(),
+            ),
+            _ => continue,
+        };
+        formats.extend(first_bytes);
+    }
+    formats
+}
+
+fn collect_first_bytes<K: redb::Key + 'static>(
+    table: &redb::ReadOnlyTable<K, &'static [u8]>,
+) -> Vec<u8> {
+    use redb::ReadableTable;
+    table
+        .iter()
+        .unwrap()
+        .map(|entry| entry.unwrap().1.value()[0])
+        .collect()
+}
+
+#[test]
+fn format1_store_migrates_after_copy_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_golden(dir.path(), "format1.redb");
+    let original = std::fs::read(&copy).unwrap();
+
+    let err = Store::open(&copy).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OlderFormat {
+                found: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("eod migrate"), "{err}");
+    assert!(
+        std::fs::read(&copy).unwrap() == original,
+        "a rejected open changed the file"
+    );
+
+    let migration = Store::migrate(&copy, StoreOptions::new()).unwrap();
+    assert_eq!((migration.from, migration.to), (1, 2));
+    let backup = migration.backup.clone().expect("a backup of the old file");
+    assert_eq!(backup, dir.path().join("format1.redb.format1.bak"));
+    // The backup is the old file as the migration found it: the same records, though redb's
+    // header in it may differ, because the migration copies it while it has the file open.
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().len(),
+        original.len() as u64
+    );
+    let formats = record_formats(&copy);
+    assert_eq!(migration.records, formats.len() as u64);
+    assert!(formats.iter().all(|format| *format == 2), "{formats:?}");
+
+    // The backup still contains the format-1 records and reads back exactly.
+    let old = Store::open_with(&backup, StoreOptions::new().read_only(true)).unwrap();
+    assert_golden_content(&old);
+    drop(old);
+    let old_formats = record_formats(&backup);
+    assert_eq!(old_formats.len(), formats.len());
+    assert!(
+        old_formats.iter().all(|format| *format == 1),
+        "{old_formats:?}"
+    );
+
+    let again = Store::migrate(&copy, StoreOptions::new()).unwrap();
+    assert_eq!((again.from, again.backup, again.records), (2, None, 0));
+
+    // A second migration of the original picks a new backup name instead of overwriting.
+    std::fs::write(&copy, &original).unwrap();
+    let second = Store::migrate(&copy, StoreOptions::new()).unwrap();
+    assert_eq!(
+        second.backup,
+        Some(dir.path().join("format1.redb.format1.2.bak"))
+    );
 }
 
 #[test]
@@ -294,7 +406,7 @@ fn open_errors(path: &Path) -> [Error; 2] {
 #[test]
 fn newer_format_rejected_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let path = copy_golden(dir.path(), GOLDEN_STORES[0]);
+    let path = copy_golden(dir.path(), NEWEST_GOLDEN);
     {
         let db = redb::Database::builder()
             .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
@@ -362,7 +474,7 @@ fn empty_file_rejected_unchanged() {
 #[test]
 fn truncated_files_rejected_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let golden = std::fs::read(data_dir().join(GOLDEN_STORES[0])).unwrap();
+    let golden = std::fs::read(data_dir().join(NEWEST_GOLDEN)).unwrap();
     for length in [
         5,
         9,

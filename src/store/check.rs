@@ -72,6 +72,21 @@ pub enum ProblemKind {
     Events,
 }
 
+impl ProblemKind {
+    /// Returns the kind's name as `eod check` prints it: `undecodable`, `meta`, `index`,
+    /// `steps`, `status` or `events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Undecodable => "undecodable",
+            ProblemKind::Meta => "meta",
+            ProblemKind::Index => "index",
+            ProblemKind::Steps => "steps",
+            ProblemKind::Status => "status",
+            ProblemKind::Events => "events",
+        }
+    }
+}
+
 impl Store {
     /// Checks the whole file and reports every problem found.
     ///

@@ -2,6 +2,7 @@
 
 mod check;
 mod group;
+mod migrate;
 mod open;
 mod query;
 mod seed;
@@ -19,13 +20,16 @@ use crate::error::{Error, Result};
 use crate::model::{Claim, Operation, ProcessRef, Step};
 
 pub use check::{IntegrityProblem, IntegrityReport, ProblemKind};
+pub use migrate::Migration;
 pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};
 pub(crate) use transition::tail;
 pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};
 
-/// The newest store format this build reads and the one it writes into new files.
-pub const FORMAT_VERSION: u64 = 1;
+/// The store format this build writes, and the newest it reads. Version 2 added a checksum to
+/// every record; this build reads version-1 files read-only and migrates them with
+/// [`Store::migrate`].
+pub const FORMAT_VERSION: u64 = 2;
 
 /// How long a claim lasts unless the caller asks for another lease.
 pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_mins(5);
@@ -70,6 +74,8 @@ pub enum ConcurrencyMode {
 
 /// Options for opening a [`Store`], built by value:
 /// `StoreOptions::new().lease(SignedDuration::from_mins(10))`.
+// Each flag is an independent switch of the builder, so an enum per flag would add nothing.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub(crate) create: bool,
@@ -81,6 +87,8 @@ pub struct StoreOptions {
     pub(crate) group_commit: bool,
     pub(crate) write_timeout: std::time::Duration,
     pub(crate) read_only: bool,
+    /// Lets a read-write open accept an older format; set only by [`Store::migrate`].
+    pub(crate) migrating: bool,
 }
 
 impl Default for StoreOptions {
@@ -105,6 +113,7 @@ impl StoreOptions {
             group_commit: true,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             read_only: false,
+            migrating: false,
         }
     }
 
@@ -354,9 +363,14 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let begin_error = |err| Error::storage(format!("beginning a write to {context}"), err);
+        // A store asked to be read-only may still have a read-write handle, when redb had to
+        // recover the file first; it rejects writes all the same.
         let Database::ReadWrite(db) = &self.db else {
             return Err(read_only_error(context));
         };
+        if self.options.read_only {
+            return Err(read_only_error(context));
+        }
         let mut txn = match db.try_begin_write() {
             Ok(txn) => txn,
             Err(redb::TransactionError::WouldBlock) => self.wait_for_write_lock(db)?,

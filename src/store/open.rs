@@ -146,6 +146,17 @@ impl Store {
                 found: version,
                 supported: FORMAT_VERSION,
             }),
+            Some(version)
+                if version < FORMAT_VERSION
+                    && !self.options.migrating
+                    && !self.options.read_only =>
+            {
+                Err(Error::OlderFormat {
+                    path: self.path.clone(),
+                    found: version,
+                    current: FORMAT_VERSION,
+                })
+            }
             Some(_) => Ok(()),
             None => self.initialize(),
         }
@@ -214,7 +225,7 @@ fn read_format(db: &impl ReadableDatabase, path: &Path) -> Result<Option<u64>> {
 
 /// Returns the format version recorded in the snapshot `txn`, or `None` for a redb file with no
 /// tables at all.
-fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result<Option<u64>> {
+pub(super) fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result<Option<u64>> {
     let names: Vec<String> = txn
         .list_tables()
         .map_err(|err| Error::storage("listing tables", err))?
@@ -320,6 +331,15 @@ fn open_checked(path: PathBuf, options: StoreOptions, existing: bool) -> Result<
                     path,
                     found: version,
                     supported: FORMAT_VERSION,
+                });
+            }
+            Ok((_, Ok(Some(version))))
+                if version < FORMAT_VERSION && !options.read_only && !options.migrating =>
+            {
+                return Err(Error::OlderFormat {
+                    path,
+                    found: version,
+                    current: FORMAT_VERSION,
                 });
             }
             Ok((db, Ok(Some(_)))) if options.read_only => {
