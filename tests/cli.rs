@@ -1593,3 +1593,95 @@ fn run_hints_name_the_database() {
         run.stderr
     );
 }
+
+#[test]
+fn check_healthy_file_exits_zero() {
+    let sandbox = Sandbox::new();
+    assert_code(&sandbox.eod(&["open", "--date", "2026-12-04"]), 0);
+
+    let run = sandbox.eod(&["check"]);
+    assert_code(&run, 0);
+    assert!(
+        run.stdout
+            .contains("1 operations, 10 steps, 2 events, 0 requests"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with("no problems found\n"),
+        "{}",
+        run.stdout
+    );
+
+    let json = sandbox.eod(&["--json", "check"]).json();
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["pages_verified"], true);
+    assert_eq!(json["steps"], 10);
+    assert_eq!(json["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn check_damaged_file_exits_seven() {
+    let sandbox = Sandbox::new();
+    assert_code(&sandbox.eod(&["open", "--date", "2026-12-04"]), 0);
+    {
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .open(sandbox.db())
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<(u64, u32), &[u8]>::new("steps"))
+            .unwrap()
+            .remove((1, 3))
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    let run = sandbox.eod(&["check"]);
+    assert_code(&run, 7);
+    assert!(
+        run.stdout.contains("problem [steps]: operation 1 has the steps [1:pre_audit_checks, 2:no_shows, 4:room_rate_check"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 problems found"), "{}", run.stdout);
+
+    let json = sandbox.eod(&["--json", "check"]).json();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["problems"][0]["kind"], "steps");
+    assert_eq!(json["problems"][0]["operation"], 1);
+}
+
+#[test]
+fn migrate_old_file_keeps_backup() {
+    let sandbox = Sandbox::new();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format1.redb");
+    std::fs::copy(golden, sandbox.db()).unwrap();
+
+    let rejected = sandbox.eod(&["open", "--date", "2026-12-05", "--property", "grand"]);
+    assert_code(&rejected, 3);
+    assert!(
+        rejected.stderr.contains("eod migrate"),
+        "{}",
+        rejected.stderr
+    );
+
+    // Reading needs no migration.
+    let status = sandbox.eod(&["status", "--date", "2026-12-03", "--property", "grand"]);
+    assert_code(&status, 0);
+
+    let run = sandbox.eod(&["migrate"]);
+    assert_code(&run, 0);
+    assert!(run.stdout.contains("from format 1 to 2"), "{}", run.stdout);
+    assert!(sandbox.path("eod.redb.format1.bak").exists());
+
+    let again = sandbox.eod(&["--json", "migrate"]).json();
+    assert_eq!(again["from"], 2);
+    assert_eq!(again["backup"], Value::Null);
+
+    assert_code(
+        &sandbox.eod(&["open", "--date", "2026-12-05", "--property", "grand"]),
+        0,
+    );
+    assert_code(&sandbox.eod(&["check"]), 0);
+}

@@ -16,7 +16,8 @@ Exit codes:
   3  rejected request (invalid input, not found, conflict, wrong state); nothing changed
   4  a run stopped at a failed step
   5  a run paused at a manual step
-  6  the database is busy or locked by another process";
+  6  the database is busy or locked by another process
+  7  `eod check` found problems in the file";
 
 /// Returns the library's default lease in whole seconds, shown as the `--lease-secs` default.
 fn default_lease_secs() -> u32 {
@@ -73,6 +74,16 @@ pub enum Command {
     /// Changes one step by hand: start, complete, fail, skip or retry.
     #[command(subcommand)]
     Step(StepCommand),
+
+    /// Checks the whole file: redb's page checksums, then every record and the rules between
+    /// them (steps match their plan, events match their steps, the day index matches the
+    /// operations). Writers of other processes wait while it runs. Exit code 7 if it finds a
+    /// problem.
+    Check,
+
+    /// Migrates a file written by an older eodstore to the current format, after copying it
+    /// aside as `NAME.formatN.bak`. Stop other programs that use the file first.
+    Migrate,
 }
 
 /// The property and business date that name an operation.

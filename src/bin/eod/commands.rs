@@ -1,5 +1,6 @@
 //! The subcommands: each parses its input, makes one library call per action and prints.
 
+mod maintenance;
 mod run;
 
 use std::io::{self, Write};
@@ -27,6 +28,8 @@ pub enum Outcome {
     StepFailed,
     /// `eod run` paused at a step without a command.
     Paused,
+    /// `eod check` found problems.
+    Unhealthy,
 }
 
 /// An error that ends a command.
@@ -70,6 +73,8 @@ pub fn execute(cli: &Cli) -> CliResult {
         Command::Step(StepCommand::Fail(args)) => step_fail(db, json, args),
         Command::Step(StepCommand::Skip(args)) => step_skip(db, json, args),
         Command::Step(StepCommand::Retry(args)) => step_retry(db, json, args),
+        Command::Check => maintenance::check(db, json),
+        Command::Migrate => maintenance::migrate(db, json),
     }
 }
 

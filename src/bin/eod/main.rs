@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::StepFailed) => ExitCode::from(4),
         Ok(Outcome::Paused) => ExitCode::from(5),
+        Ok(Outcome::Unhealthy) => ExitCode::from(7),
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));
             ExitCode::from(exit_code(&err))

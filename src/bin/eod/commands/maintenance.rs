@@ -1,0 +1,101 @@
+//! `eod check` and `eod migrate`: keeping the file healthy and current.
+
+use std::io::Write;
+use std::path::Path;
+
+use eodstore::{IntegrityReport, Migration, Store, StoreOptions};
+use serde::Serialize;
+
+use super::{CliResult, Outcome, print};
+
+/// `eod check --json` output: the report with the file and a verdict.
+#[derive(Serialize)]
+struct CheckOut<'a> {
+    path: &'a Path,
+    healthy: bool,
+    #[serde(flatten)]
+    report: &'a IntegrityReport,
+}
+
+/// `eod migrate --json` output.
+#[derive(Serialize)]
+struct MigrateOut<'a> {
+    path: &'a Path,
+    #[serde(flatten)]
+    migration: &'a Migration,
+}
+
+pub(super) fn check(db: &Path, json: bool) -> CliResult {
+    let mut store = Store::open(db)?;
+    let report = store.check_integrity()?;
+    let out = CheckOut {
+        path: db,
+        healthy: report.is_clean(),
+        report: &report,
+    };
+    print(json, &out, |out| {
+        writeln!(
+            out,
+            "checked `{}`: {} operations, {} steps, {} events, {} requests",
+            db.display(),
+            report.operations,
+            report.steps,
+            report.events,
+            report.requests
+        )?;
+        if report.repaired {
+            writeln!(
+                out,
+                "redb rebuilt its allocator state, because the file was not closed cleanly"
+            )?;
+        }
+        for problem in &report.problems {
+            writeln!(
+                out,
+                "problem [{}]: {}",
+                problem.kind.as_str(),
+                problem.detail
+            )?;
+        }
+        if report.is_clean() {
+            writeln!(out, "no problems found")
+        } else {
+            writeln!(
+                out,
+                "{} problems found: keep a copy of the file and restore the last good backup",
+                report.problems.len()
+            )
+        }
+    })?;
+    Ok(if report.is_clean() {
+        Outcome::Success
+    } else {
+        Outcome::Unhealthy
+    })
+}
+
+pub(super) fn migrate(db: &Path, json: bool) -> CliResult {
+    let migration = Store::migrate(db, StoreOptions::new())?;
+    let out = MigrateOut {
+        path: db,
+        migration: &migration,
+    };
+    print(json, &out, |out| match &migration.backup {
+        Some(backup) => writeln!(
+            out,
+            "migrated `{}` from format {} to {}: {} records rewritten; the old file is kept at `{}`",
+            db.display(),
+            migration.from,
+            migration.to,
+            migration.records,
+            backup.display()
+        ),
+        None => writeln!(
+            out,
+            "`{}` already has format {}; nothing to migrate",
+            db.display(),
+            migration.to
+        ),
+    })?;
+    Ok(Outcome::Success)
+}
