@@ -257,8 +257,21 @@ pub(super) fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result
     Ok(Some(version.value()))
 }
 
+/// Returns a redb builder for `mode` that logs a recovery. After an unclean shutdown, redb's
+/// read-write open verifies the checksums of the last commit's pages, falls back to the commit
+/// before it if they fail, and rebuilds its allocator state; a clean open skips that work.
 fn redb_builder(mode: ConcurrencyMode) -> redb::Builder {
     let mut builder = redb::Builder::new();
+    let logged = std::cell::Cell::new(false);
+    builder.set_repair_callback(move |session| {
+        if !logged.replace(true) {
+            tracing::warn!(
+                progress = session.progress(),
+                "the file was not closed cleanly; verifying its checksums and rebuilding redb's \
+                 allocator state"
+            );
+        }
+    });
     builder.set_concurrency_mode(match mode {
         ConcurrencyMode::ExclusiveWriter => redb::ConcurrencyMode::ExclusiveWriter,
         ConcurrencyMode::SingleWriter => redb::ConcurrencyMode::SingleWriter,
