@@ -140,9 +140,9 @@ fn write_golden_store(path: &Path) {
         .expect("open the Turkish night")
         .operation
         .id;
-    let starter = Caller::new("resepsiyon-2").request_id("start-kordon-10");
+    let receptionist = Caller::new("resepsiyon-2").request_id("start-kordon-10");
     let started = store
-        .start_step(third, 10, &starter)
+        .start_step(third, 10, &receptionist)
         .expect("start step 10");
     store
         .complete_step(
@@ -150,7 +150,7 @@ fn write_golden_store(path: &Path) {
             10,
             &started.claim.token,
             Some("Gün sonu hazır ✓"),
-            &starter.request_id("complete-kordon-10"),
+            &receptionist.request_id("complete-kordon-10"),
         )
         .expect("complete step 10");
 }
@@ -394,13 +394,12 @@ fn golden_stores_open_read_only_unchanged() {
 /// change.
 fn open_errors(path: &Path) -> [Error; 2] {
     let before = std::fs::read(path).unwrap();
-    let errors = [StoreOptions::new(), StoreOptions::new().read_only(true)].map(|options| {
+    [StoreOptions::new(), StoreOptions::new().read_only(true)].map(|options| {
         let result = Store::open_with(path, options);
         let unchanged = std::fs::read(path).unwrap() == before;
         assert!(unchanged, "{} changed", path.display());
         result.expect_err("the open must fail")
-    });
-    errors
+    })
 }
 
 #[test]
