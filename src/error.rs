@@ -339,7 +339,7 @@ pub enum Error {
         context: String,
         /// redb's error.
         #[source]
-        source: Box<redb::Error>,
+        source: redb::Error,
     },
 
     /// An operating-system I/O call outside redb failed (reading a plan or data file, running a
@@ -413,7 +413,7 @@ impl Error {
         let Error::Storage { context, source } = self else {
             return self;
         };
-        let detail = match source.as_ref() {
+        let detail = match &source {
             redb::Error::Corrupted(detail) => detail.clone(),
             redb::Error::Io(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
                 "the file is shorter than its pages say, so it was cut off".to_owned()
@@ -430,7 +430,7 @@ impl Error {
     pub(crate) fn storage(context: impl Into<String>, source: impl Into<redb::Error>) -> Self {
         Error::Storage {
             context: context.into(),
-            source: Box::new(source.into()),
+            source: source.into(),
         }
     }
 }

@@ -514,3 +514,18 @@ fn truncated_files_rejected_unchanged() {
         );
     }
 }
+
+/// redb writes its signature last when it creates a file in place, so a crash during that
+/// creation leaves a file that starts with zeros.
+#[test]
+fn zeroed_head_reported_as_cut_off_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut-off.redb");
+    let mut bytes = std::fs::read(data_dir().join(NEWEST_GOLDEN)).unwrap();
+    bytes[..9].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    for err in open_errors(&path) {
+        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("delete it and open again"), "{err}");
+    }
+}

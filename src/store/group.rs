@@ -125,10 +125,11 @@ where
     }
 }
 
-/// Describes the failure of a batch's transaction to one of its calls: a busy file as
-/// [`Error::Busy`], anything else as a storage error with the cause's text.
+/// Describes the failure of a batch's transaction to one of its calls: a busy or damaged file
+/// as such, anything else as a storage error with a copy of the cause, which keeps an I/O
+/// error's kind and operating-system code (a full disk stays `StorageFull`).
 fn batch_failure(context: &str, err: &Error) -> Error {
-    let detail = match err {
+    let source = match err {
         Error::Busy { path, detail } => {
             return Error::Busy {
                 path: path.clone(),
@@ -141,13 +142,32 @@ fn batch_failure(context: &str, err: &Error) -> Error {
                 detail: detail.clone(),
             };
         }
-        Error::Storage { source, .. } => source.to_string(),
-        other => other.to_string(),
+        Error::Storage { source, .. } => copy_redb_error(source),
+        other => redb::Error::Io(std::io::Error::other(other.to_string())),
     };
-    Error::storage(
-        format!("committing {context} in a group commit"),
-        redb::StorageError::Io(std::io::Error::other(detail)),
-    )
+    Error::storage(format!("committing {context} in a group commit"), source)
+}
+
+/// Copies a redb error, which is not `Clone`, so that every call of a failed batch gets one.
+fn copy_redb_error(err: &redb::Error) -> redb::Error {
+    match err {
+        redb::Error::Io(io) => redb::Error::Io(copy_io_error(io)),
+        redb::Error::Corrupted(detail) => redb::Error::Corrupted(detail.clone()),
+        redb::Error::PreviousIo => redb::Error::PreviousIo,
+        redb::Error::DatabaseClosed => redb::Error::DatabaseClosed,
+        other => redb::Error::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+fn copy_io_error(io: &std::io::Error) -> std::io::Error {
+    match io.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(
+            io.kind(),
+            io.get_ref()
+                .map_or_else(|| io.kind().to_string(), ToString::to_string),
+        ),
+    }
 }
 
 impl Store {

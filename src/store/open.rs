@@ -74,14 +74,31 @@ impl Store {
     ) -> Result<Store> {
         let path = label.into();
         check_options(&options)?;
-        let empty = backend.len().map_err(|err| {
-            Error::storage(
-                "reading the backend's length",
-                redb::StorageError::from(err),
-            )
-        })? == 0;
-        if empty && (options.read_only || !options.create) {
+        let backend_error = |context: &'static str| {
+            move |err: redb::BackendError| Error::storage(context, redb::StorageError::from(err))
+        };
+        let len = backend
+            .len()
+            .map_err(backend_error("reading the backend's length"))?;
+        if len == 0 && (options.read_only || !options.create) {
             return Err(Error::NoDatabase { path });
+        }
+        if len > 0 && options.create && !options.read_only {
+            // redb writes its signature last when it initializes storage, so storage that is
+            // not empty but starts with zeros is a creation cut off by a failure: it holds no
+            // data, and creating it again is safe.
+            let mut head = [0_u8; REDB_MAGIC.len()];
+            let cut_off = len < head.len() as u64
+                || (backend
+                    .read(0, &mut head)
+                    .map_err(backend_error("reading the backend's header"))
+                    .map(|()| head == [0; REDB_MAGIC.len()]))?;
+            if cut_off {
+                tracing::warn!(label = %path.display(), "creating the store again after a creation that was cut off");
+                backend
+                    .set_len(0)
+                    .map_err(backend_error("clearing a cut-off creation"))?;
+            }
         }
         let builder = redb_builder(options.concurrency);
         let opened = catch_unwind(AssertUnwindSafe(|| {
@@ -471,6 +488,13 @@ fn file_state(path: &Path) -> Result<FileState> {
         Ok(FileState::Empty)
     } else if head == REDB_MAGIC {
         Ok(FileState::Redb)
+    } else if head.iter().all(|&byte| byte == 0) {
+        Err(Error::Corrupt {
+            path: path.to_owned(),
+            detail: "it starts with zeros instead of the redb signature, as a creation cut off \
+                     by a crash leaves it; if it never held data, delete it and open again"
+                .into(),
+        })
     } else if REDB_MAGIC.starts_with(&head) {
         Err(Error::Corrupt {
             path: path.to_owned(),

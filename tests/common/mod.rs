@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: temporary stores and a manual clock.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use std::sync::Arc;
 
 use eodstore::{Caller, ManualClock, Store, StoreOptions};
