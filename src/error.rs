@@ -113,7 +113,7 @@ pub enum Error {
 
     /// A plan is malformed: no steps, two steps at one order, an empty code or name. Rejected
     /// before any transaction starts.
-    #[error("invalid plan `{plan}`: {entry}: {problem}")]
+    #[error("invalid plan `{}`: {entry}: {problem}", escape_controls(.plan))]
     InvalidPlan {
         /// The plan's name, or the file it came from.
         plan: String,
@@ -134,7 +134,7 @@ pub enum Error {
 
     /// An argument is malformed: an empty property or actor, a business date that does not
     /// parse. Rejected.
-    #[error("invalid {what} `{value}`: {expected}")]
+    #[error("invalid {what} `{}`: {expected}", escape_controls(.value))]
     InvalidInput {
         /// The kind of value, such as `business date`.
         what: &'static str,
@@ -239,7 +239,8 @@ pub enum Error {
 
     /// Complete, fail or renew was called without the step's current claim. Rejected.
     #[error(
-        "step {order} of operation {operation} is {status}{held}; the given claim `{claim}` is not its current claim, so only the current holder may finish it"
+        "step {order} of operation {operation} is {status}{held}; the given claim `{}` is not its current claim, so only the current holder may finish it",
+        escape_controls(.claim)
     )]
     WrongClaim {
         /// The operation.
@@ -365,6 +366,33 @@ fn unblock_hint(status: StepStatus) -> &'static str {
     }
 }
 
+/// The maximum number of characters of a rejected value that a message quotes.
+const MAX_QUOTED_CHARS: usize = 120;
+
+/// Returns `text` as a message quotes it. Each control character becomes its Rust escape (`\n`,
+/// `\t`, `\u{1b}`), so that a rejected value can neither split a message's line nor send escape
+/// sequences to the terminal. A value longer than 120 characters is cut, and its length added.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+
+    let long = text.chars().nth(MAX_QUOTED_CHARS).is_some();
+    if !long && !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len().min(4 * MAX_QUOTED_CHARS) + 8);
+    for c in text.chars().take(MAX_QUOTED_CHARS) {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    if long {
+        let _ = write!(escaped, "… ({} characters in all)", text.chars().count());
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 /// Quotes `word` for a POSIX shell when it contains anything but plain characters, so that a
 /// command suggested in a message can be copied as printed.
 pub fn shell_word(word: &str) -> String {
@@ -406,9 +434,9 @@ impl Error {
         }
     }
 
-    /// Turns a redb error that shows damage (a checksum failure, or a read past the end of a
-    /// cut-off file) into [`Error::Corrupt`] for the file at `path`; returns other errors as
-    /// they are.
+    /// Turns a redb error that shows damage into [`Error::Corrupt`] for the file at `path`. A
+    /// checksum failure and a read past the end of a cut-off file show damage. Other errors are
+    /// returned as they are.
     pub(crate) fn damaged_at(self, path: &std::path::Path) -> Self {
         let Error::Storage { context, source } = self else {
             return self;

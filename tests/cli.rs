@@ -615,7 +615,7 @@ fn run_rejects_zero_lease() {
     assert_code(&run, 3);
     assert_eq!(
         run.stderr,
-        "error: invalid lease `0s`: a lease longer than zero and at most 7 days\n"
+        "error: invalid --lease-secs `0`: a lease longer than zero and at most 7 days (604800 seconds)\n"
     );
 }
 
@@ -1447,6 +1447,7 @@ Exit codes:
   4  a run stopped at a failed step
   5  a run paused at a manual step
   6  the database is busy or locked by another process
+  7  `eod check` found problems in the file
 "
         ),
         "{}",

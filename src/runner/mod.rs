@@ -213,6 +213,8 @@ impl<'s, 'h> Runner<'s, 'h> {
     ///
     /// # Errors
     ///
+    /// - [`Error::InvalidInput`] before anything starts, when a handler was registered for a
+    ///   code that no step of the plan has.
     /// - [`Error::MissingHandler`] before anything starts, when a required step has no handler
     ///   under [`MissingHandler::Reject`].
     /// - [`Error::ClaimHeld`] when another live runner holds a step.
@@ -225,6 +227,29 @@ impl<'s, 'h> Runner<'s, 'h> {
         business_date: Date,
         mut progress: impl FnMut(&Progress<'_>),
     ) -> Result<RunReport> {
+        let mut unknown: Vec<&String> = self
+            .handlers
+            .keys()
+            .filter(|code| self.plan.step(code).is_none())
+            .collect();
+        unknown.sort();
+        if let Some(code) = unknown.first() {
+            let codes: Vec<&str> = self
+                .plan
+                .steps()
+                .iter()
+                .map(|step| step.code.as_str())
+                .collect();
+            return Err(Error::InvalidInput {
+                what: "handler code",
+                value: (*code).clone(),
+                expected: format!(
+                    "a step code of plan `{}`: {}; fix the code or remove the handler",
+                    self.plan.name(),
+                    codes.join(", ")
+                ),
+            });
+        }
         if self.missing == MissingHandler::Reject
             && let Some(step) = self
                 .plan

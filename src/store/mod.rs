@@ -137,6 +137,8 @@ impl StoreOptions {
     }
 
     /// Sets the lease of claims taken without an explicit lease (default [`DEFAULT_LEASE`]).
+    /// Opening a store rejects a lease that is not longer than zero or is longer than 7 days
+    /// with [`Error::InvalidInput`].
     pub fn lease(mut self, lease: SignedDuration) -> StoreOptions {
         self.lease = lease;
         self
@@ -249,17 +251,23 @@ impl Caller {
         if let Some(request_id) = &self.request_id {
             check_text("request id", request_id, 200)?;
         }
-        if let Some(lease) = self.lease
-            && (lease <= SignedDuration::ZERO || lease > SignedDuration::from_hours(24 * 7))
-        {
-            return Err(Error::InvalidInput {
-                what: "lease",
-                value: format!("{lease:#}"),
-                expected: "a lease longer than zero and at most 7 days".into(),
-            });
+        if let Some(lease) = self.lease {
+            check_lease(lease)?;
         }
         Ok(())
     }
+}
+
+/// Rejects a lease that is not longer than zero or is longer than 7 days.
+pub(crate) fn check_lease(lease: SignedDuration) -> Result<()> {
+    if lease <= SignedDuration::ZERO || lease > SignedDuration::from_hours(24 * 7) {
+        return Err(Error::InvalidInput {
+            what: "lease",
+            value: format!("{lease:#}"),
+            expected: "a lease longer than zero and at most 7 days".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Rejects text that is blank, longer than `max_chars` characters, or contains control characters.

@@ -216,8 +216,10 @@ impl Store {
     }
 }
 
-/// Rejects option combinations that redb does not allow.
+/// Rejects a default lease outside the range that `Caller::validate` allows, and option
+/// combinations that redb does not allow.
 fn check_options(options: &StoreOptions) -> Result<()> {
+    super::check_lease(options.lease)?;
     if options.durability == Durability::None
         && options.concurrency != ConcurrencyMode::ExclusiveWriter
     {

@@ -4,7 +4,7 @@ use jiff::civil::Date;
 use redb::ReadableTable;
 
 use super::tables;
-use super::{OperationView, Store};
+use super::{OperationView, Store, validate_property};
 use crate::error::{Error, Result};
 use crate::model::{Event, Operation, OperationId, Step};
 
@@ -33,8 +33,10 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidInput`] for a property that [`validate_property`] rejects, and
     /// [`Error::Storage`] and [`Error::Decode`] when the file fails.
     pub fn find_operation(&self, property: &str, business_date: Date) -> Result<Option<Operation>> {
+        validate_property(property)?;
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
             let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
@@ -67,9 +69,11 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidInput`] for a property that [`validate_property`] rejects,
     /// [`Error::NoOperationForDate`] when no operation was opened for that day, and the errors
     /// of [`Store::operation`].
     pub fn view_by_date(&self, property: &str, business_date: Date) -> Result<OperationView> {
+        validate_property(property)?;
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
             let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;
@@ -113,8 +117,10 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidInput`] for a property that [`validate_property`] rejects, and
     /// [`Error::Storage`] and [`Error::Decode`] when the file fails.
     pub fn history(&self, property: &str, limit: usize) -> Result<Vec<Operation>> {
+        validate_property(property)?;
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
             let by_day = open(&txn, tables::OPERATIONS_BY_DAY)?;

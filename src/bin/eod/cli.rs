@@ -136,7 +136,7 @@ pub struct RunArgs {
     pub plan: PlanArgs,
 
     /// Lease of each step's claim, in seconds. The runner renews it while a command runs.
-    #[arg(long, value_name = "N", default_value_t = default_lease_secs())]
+    #[arg(long, value_name = "N", default_value_t = default_lease_secs(), allow_negative_numbers = true)]
     pub lease_secs: u32,
 }
 
@@ -158,7 +158,7 @@ pub struct StatusArgs {
     pub property: String,
 
     /// Operation id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
     pub operation: Option<u64>,
 }
 
@@ -170,7 +170,7 @@ pub struct HistoryArgs {
     pub property: String,
 
     /// Maximum number of operations to list, at least 1.
-    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub limit: u64,
 }
 
@@ -178,7 +178,7 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Operation id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
     pub operation: u64,
 }
 
@@ -205,11 +205,11 @@ pub enum StepCommand {
 #[derive(Debug, Args)]
 pub struct StepArgs {
     /// Operation id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
     pub operation: u64,
 
     /// Step order.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub order: u32,
 
     /// Actor recorded in events: a person, terminal or service [default: $USER, else
@@ -231,7 +231,7 @@ pub struct StartArgs {
     pub step: StepArgs,
 
     /// Lease of the claim, in seconds. After it ends, another caller may take the step over.
-    #[arg(long, value_name = "N", default_value_t = default_lease_secs())]
+    #[arg(long, value_name = "N", default_value_t = default_lease_secs(), allow_negative_numbers = true)]
     pub lease_secs: u32,
 }
 

@@ -146,8 +146,7 @@ fn events(db: &Path, json: bool, args: &EventsArgs) -> CliResult {
 
 fn step_start(db: &Path, json: bool, args: &StartArgs) -> CliResult {
     // No process is recorded in the caller, so this claim ends only when its lease does.
-    let caller =
-        step_caller(&args.step).lease(SignedDuration::from_secs(i64::from(args.lease_secs)));
+    let caller = step_caller(&args.step).lease(lease_from_secs(args.lease_secs)?);
     let store = Store::open(db)?;
     let started = store.start_step(OperationId(args.step.operation), args.step.order, &caller)?;
 
@@ -213,6 +212,24 @@ fn step_retry(db: &Path, json: bool, args: &StepArgs) -> CliResult {
     let store = Store::open(db)?;
     let step = store.retry_step(OperationId(args.operation), args.order, &caller)?;
     print_changed(json, &step)
+}
+
+/// The longest lease that `--lease-secs` accepts: 7 days, the library's limit.
+const MAX_LEASE_SECS: u32 = 7 * 24 * 60 * 60;
+
+/// Converts `--lease-secs` to a lease, rejecting 0 and values over 7 days with an error that
+/// names the option and the value as given.
+fn lease_from_secs(secs: u32) -> Result<SignedDuration, Error> {
+    if secs == 0 || secs > MAX_LEASE_SECS {
+        return Err(Error::InvalidInput {
+            what: "--lease-secs",
+            value: secs.to_string(),
+            expected: format!(
+                "a lease longer than zero and at most 7 days ({MAX_LEASE_SECS} seconds)"
+            ),
+        });
+    }
+    Ok(SignedDuration::from_secs(i64::from(secs)))
 }
 
 /// Returns the built-in standard plan for `standard`, else the plan file at that path.

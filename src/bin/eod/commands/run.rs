@@ -11,9 +11,10 @@ use eodstore::{
     Caller, OperationId, Step, StepStatus, Store, StoreOptions, parse_business_date, shell_word,
     validate_property,
 };
-use jiff::SignedDuration;
 
-use super::{CliError, CliResult, Outcome, actor, load_plan, opened_line, print_view};
+use super::{
+    CliError, CliResult, Outcome, actor, lease_from_secs, load_plan, opened_line, print_view,
+};
 use crate::cli::{PlanArgs, RunArgs};
 use crate::output::{StepOut, ViewOut};
 
@@ -22,7 +23,7 @@ use crate::output::{StepOut, ViewOut};
 pub(super) fn run(db: &Path, json: bool, args: &RunArgs) -> CliResult {
     let date = parse_business_date(&args.day.date)?;
     let plan = load_plan(&args.plan.plan)?;
-    let lease = SignedDuration::from_secs(i64::from(args.lease_secs));
+    let lease = lease_from_secs(args.lease_secs)?;
     let caller = Caller::new(actor(args.plan.actor.as_deref())).lease(lease);
     // Inputs are checked before the file is created, so a typo creates no database.
     validate_property(&args.day.property)?;
