@@ -97,10 +97,11 @@ impl fmt::Display for StepStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationStatus {
-    /// No step has started.
+    /// No step has changed yet: every step is pending and none has been started. Skipping a
+    /// step makes the operation [`OperationStatus::Running`].
     Open,
-    /// Some step has started and the operation is not finished, including a run paused at a
-    /// manual step.
+    /// Some step has started or been skipped and the operation is not finished, including a
+    /// run paused at a manual step.
     Running,
     /// A required step failed and has not been retried.
     Failed,

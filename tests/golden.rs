@@ -526,6 +526,9 @@ fn zeroed_head_reported_as_cut_off_creation() {
     std::fs::write(&path, &bytes).unwrap();
     for err in open_errors(&path) {
         assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
-        assert!(err.to_string().contains("delete it and open again"), "{err}");
+        assert!(
+            err.to_string().contains("delete it and open again"),
+            "{err}"
+        );
     }
 }
