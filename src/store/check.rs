@@ -161,6 +161,20 @@ struct Checker {
 }
 
 impl Checker {
+    fn new() -> Checker {
+        Checker {
+            report: IntegrityReport {
+                pages_verified: false,
+                repaired: false,
+                operations: 0,
+                steps: 0,
+                events: 0,
+                requests: 0,
+                problems: Vec::new(),
+            },
+        }
+    }
+
     fn problem(&mut self, kind: ProblemKind, operation: Option<OperationId>, detail: String) {
         self.report.problems.push(IntegrityProblem {
             kind,
@@ -191,17 +205,7 @@ fn open_error(err: redb::TableError) -> Error {
 
 /// Checks every record readable from `txn`.
 fn check_records(txn: &redb::ReadTransaction) -> Result<IntegrityReport> {
-    let mut checker = Checker {
-        report: IntegrityReport {
-            pages_verified: false,
-            repaired: false,
-            operations: 0,
-            steps: 0,
-            events: 0,
-            requests: 0,
-            problems: Vec::new(),
-        },
-    };
+    let mut checker = Checker::new();
     let operations = check_operations(txn, &mut checker)?;
     check_meta(txn, &mut checker, &operations)?;
     check_index(txn, &mut checker, &operations)?;
@@ -459,6 +463,28 @@ fn read_events(
         events.push((seq, checker.decoded(Some(id), decoded)));
     }
     Ok(events)
+}
+
+/// Replays an operation's whole audit trail against its steps; returns the first disagreement.
+/// Reads of the trail use it to catch events lost to a damaged key, which redb's ordinary reads
+/// do not detect.
+pub(crate) fn replay_trail(
+    operation: &Operation,
+    steps: &[Step],
+    events: &[Event],
+) -> Option<String> {
+    let mut checker = Checker::new();
+    let events: Vec<(u64, Option<Event>)> = events
+        .iter()
+        .map(|event| (event.seq, Some(event.clone())))
+        .collect();
+    check_events(&mut checker, operation, steps, &events);
+    checker
+        .report
+        .problems
+        .into_iter()
+        .next()
+        .map(|problem| problem.detail)
 }
 
 /// Replays an operation's events and compares the result with its steps.

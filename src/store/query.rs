@@ -43,7 +43,11 @@ impl Store {
             let Some(id) = tables::read_operation_id(&by_day, property, business_date)? else {
                 return Ok(None);
             };
-            tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)
+            let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?;
+            if let Some(operation) = &operation {
+                tables::check_indexed(operation, property, tables::day_key(business_date))?;
+            }
+            Ok(operation)
         })
     }
 
@@ -84,7 +88,9 @@ impl Store {
                         business_date,
                     }
                 })?;
-            read_view(&txn, id)
+            let view = read_view(&txn, id)?;
+            tables::check_indexed(&view.operation, property, tables::day_key(business_date))?;
+            Ok(view)
         })
     }
 
@@ -94,7 +100,21 @@ impl Store {
     ///
     /// As [`Store::operation`].
     pub fn events(&self, id: OperationId) -> Result<Vec<Event>> {
-        self.events_after(id, 0, usize::MAX)
+        self.guarded("reading the store", || {
+            let txn = self.snapshot()?;
+            let view = read_view(&txn, id)?;
+            let events = tables::read_events(&open(&txn, tables::EVENTS)?, id, 0, usize::MAX)?;
+            // A whole trail must replay to the steps; a trail cut short by a damaged key may not.
+            if let Some(problem) = super::check::replay_trail(&view.operation, &view.steps, &events)
+            {
+                return Err(Error::Decode {
+                    table: "events",
+                    key: format!("({id}, ..)"),
+                    detail: format!("{problem}, so a key is damaged; run `eod check`"),
+                });
+            }
+            Ok(events)
+        })
     }
 
     /// Returns up to `limit` events of an operation whose sequence number is above `after`,
@@ -130,8 +150,9 @@ impl Store {
                 .map_err(|err| Error::storage("reading history", err))?;
             let mut result = Vec::new();
             for entry in range.rev().take(limit) {
-                let (_, id) = entry.map_err(|err| Error::storage("reading history", err))?;
+                let (key, id) = entry.map_err(|err| Error::storage("reading history", err))?;
                 let id = OperationId(id.value());
+                let day = key.value().1;
                 let operation =
                     tables::read_operation(&operations, id)?.ok_or_else(|| Error::Corrupt {
                         path: self.path.clone(),
@@ -139,6 +160,7 @@ impl Store {
                             "operations_by_day names operation {id}, which does not exist"
                         ),
                     })?;
+                tables::check_indexed(&operation, property, day)?;
                 result.push(operation);
             }
             Ok(result)
@@ -151,6 +173,7 @@ fn read_view(txn: &redb::ReadTransaction, id: OperationId) -> Result<OperationVi
     let operation = tables::read_operation(&open(txn, tables::OPERATIONS)?, id)?
         .ok_or(Error::OperationNotFound { operation: id })?;
     let steps = tables::read_steps(&open(txn, tables::STEPS)?, id)?;
+    tables::check_plan_steps(&operation, &steps)?;
     Ok(OperationView { operation, steps })
 }
 

@@ -51,7 +51,77 @@ pub(crate) fn read_operation(
     let Some(guard) = table.get(id.0).map_err(storage("reading an operation"))? else {
         return Ok(None);
     };
-    codec::decode("operations", || id.to_string(), guard.value()).map(Some)
+    let operation: Operation = codec::decode("operations", || id.to_string(), guard.value())?;
+    if operation.id != id {
+        return Err(damaged_key(
+            "operations",
+            id.to_string(),
+            format!("the record is operation {}", operation.id),
+        ));
+    }
+    Ok(Some(operation))
+}
+
+/// Reports a key that disagrees with its record or with the records it points to. Such a key is
+/// damaged, and redb's ordinary reads do not check the page checksums that would show it.
+fn damaged_key(table: &'static str, key: String, detail: impl std::fmt::Display) -> Error {
+    Error::Decode {
+        table,
+        key,
+        detail: format!("{detail}, so the key is damaged; run `eod check`"),
+    }
+}
+
+/// Checks that the operation read through the day index under `(property, day)` is the one for
+/// that property and day.
+pub(crate) fn check_indexed(operation: &Operation, property: &str, day: i32) -> Result<()> {
+    if operation.property == property && day_key(operation.business_date) == day {
+        return Ok(());
+    }
+    Err(damaged_key(
+        "operations_by_day",
+        format!("({property:?}, {day})"),
+        format!(
+            "it names operation {}, which is for ({:?}, {})",
+            operation.id, operation.property, operation.business_date
+        ),
+    ))
+}
+
+/// Checks that `steps` are exactly the steps of `operation`'s plan, in order. Seeding writes all
+/// of them in one transaction, so anything else means a damaged key.
+pub(crate) fn check_plan_steps(operation: &Operation, steps: &[Step]) -> Result<()> {
+    let matches = steps.len() == operation.plan_identity.len()
+        && steps
+            .iter()
+            .zip(&operation.plan_identity)
+            .all(|(step, planned)| step.order == planned.order && step.code == planned.code);
+    if matches {
+        return Ok(());
+    }
+    let orders = |orders: Vec<u32>| {
+        orders
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(damaged_key(
+        "steps",
+        format!("({}, ..)", operation.id),
+        format!(
+            "operation {} has the steps [{}], but its plan has [{}]",
+            operation.id,
+            orders(steps.iter().map(|step| step.order).collect()),
+            orders(
+                operation
+                    .plan_identity
+                    .iter()
+                    .map(|step| step.order)
+                    .collect()
+            )
+        ),
+    ))
 }
 
 /// Reads the id of the operation of `property` on `business_date`, if one was opened.
@@ -78,11 +148,16 @@ pub(crate) fn read_steps(
     for entry in range {
         let (key, value) = entry.map_err(storage("reading steps"))?;
         let (operation, order) = key.value();
-        steps.push(codec::decode(
-            "steps",
-            || format!("({operation}, {order})"),
-            value.value(),
-        )?);
+        let step: Step =
+            codec::decode("steps", || format!("({operation}, {order})"), value.value())?;
+        if step.order != order {
+            return Err(damaged_key(
+                "steps",
+                format!("({operation}, {order})"),
+                format!("the record is step {}", step.order),
+            ));
+        }
+        steps.push(step);
     }
     Ok(steps)
 }
@@ -104,11 +179,21 @@ pub(crate) fn read_events(
     for entry in range.take(limit) {
         let (key, value) = entry.map_err(storage("reading events"))?;
         let (operation, seq) = key.value();
-        events.push(codec::decode(
-            "events",
-            || format!("({operation}, {seq})"),
-            value.value(),
-        )?);
+        let event: Event =
+            codec::decode("events", || format!("({operation}, {seq})"), value.value())?;
+        // The trail is numbered from 1 without gaps, so the next key is known in advance.
+        let expected = first + events.len() as u64;
+        if seq != expected || event.seq != seq {
+            return Err(damaged_key(
+                "events",
+                format!("({operation}, {seq})"),
+                format!(
+                    "event {expected} was expected here, and the record is event {}",
+                    event.seq
+                ),
+            ));
+        }
+        events.push(event);
     }
     Ok(events)
 }
@@ -242,7 +327,30 @@ impl<'txn> WriteTables<'txn> {
             .get(NEXT_ID_KEY)
             .map_err(storage("reading the id counter"))?
             .map_or(1, |guard| guard.value());
-        self.put_meta(NEXT_ID_KEY, next + 1)?;
+        // The counter is a bare number without a checksum. A damaged one must not hand out the
+        // id of an operation that exists, because the new record would overwrite it.
+        let last_taken = self
+            .operations
+            .last()
+            .map_err(storage("reading the last operation id"))?
+            .map(|(key, _)| key.value());
+        if let Some(last) = last_taken
+            && next <= last
+        {
+            return Err(damaged_key(
+                "meta",
+                format!("`{NEXT_ID_KEY}`"),
+                format!("the next operation id is {next}, but operation {last} exists"),
+            ));
+        }
+        let after = next.checked_add(1).ok_or_else(|| {
+            damaged_key(
+                "meta",
+                format!("`{NEXT_ID_KEY}`"),
+                format!("the next operation id is {next}, the largest possible"),
+            )
+        })?;
+        self.put_meta(NEXT_ID_KEY, after)?;
         Ok(OperationId(next))
     }
 }

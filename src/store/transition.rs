@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::tables::WriteTables;
+use super::tables::{self, WriteTables};
 use super::{Caller, Store};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -395,6 +395,7 @@ fn load(tables: &WriteTables<'_>, id: OperationId, order: u32) -> Result<Loaded>
         });
     }
     let steps = tables.steps(id)?;
+    tables::check_plan_steps(&operation, &steps)?;
     let Some(index) = steps.iter().position(|step| step.order == order) else {
         let orders: Vec<String> = steps.iter().map(|step| step.order.to_string()).collect();
         return Err(Error::StepNotFound {
