@@ -89,6 +89,10 @@ pub mod process;
 pub mod runner;
 mod store;
 
+/// The redb version this crate is built on, for [`Store::open_with_backend`] and its
+/// `StorageBackend` trait, so that callers need no redb dependency of their own.
+pub use redb;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCategory, Result, shell_word};
 pub use model::{
