@@ -1686,3 +1686,30 @@ fn migrate_old_file_keeps_backup() {
     );
     assert_code(&sandbox.eod(&["check"]), 0);
 }
+
+#[test]
+fn check_old_format_reads_records() {
+    let sandbox = Sandbox::new();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format1.redb");
+    std::fs::copy(golden, sandbox.db()).unwrap();
+    let before = std::fs::read(sandbox.db()).unwrap();
+
+    let run = sandbox.eod(&["check"]);
+    assert_code(&run, 0);
+    assert!(
+        run.stderr.contains("its pages are not verified"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("3 operations, 24 steps"),
+        "{}",
+        run.stdout
+    );
+    let json = sandbox.eod(&["--json", "check"]).json();
+    assert_eq!(json["pages_verified"], false);
+    assert!(
+        std::fs::read(sandbox.db()).unwrap() == before,
+        "the check changed the file"
+    );
+}

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use eodstore::{IntegrityReport, Migration, Store, StoreOptions};
+use eodstore::{Error, IntegrityReport, Migration, Store, StoreOptions};
 use serde::Serialize;
 
 use super::{CliResult, Outcome, print};
@@ -26,7 +26,19 @@ struct MigrateOut<'a> {
 }
 
 pub(super) fn check(db: &Path, json: bool) -> CliResult {
-    let mut store = Store::open(db)?;
+    // A file of an older format cannot be opened for writing, which redb's page check needs, so
+    // its records are checked on a read-only open.
+    let mut store = match Store::open(db) {
+        Err(Error::OlderFormat { found, current, .. }) => {
+            eprintln!(
+                "`{}` has format {found}, so its pages are not verified; `eod migrate` it to format \
+                 {current} for the full check",
+                db.display()
+            );
+            Store::open_with(db, StoreOptions::new().read_only(true))?
+        }
+        opened => opened?,
+    };
     let report = store.check_integrity()?;
     let out = CheckOut {
         path: db,
