@@ -1713,3 +1713,22 @@ fn check_old_format_reads_records() {
         "the check changed the file"
     );
 }
+
+#[test]
+fn check_cut_off_file_exits_seven() {
+    let sandbox = Sandbox::new();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format2.redb");
+    let bytes = std::fs::read(golden).unwrap();
+    std::fs::write(sandbox.db(), &bytes[..bytes.len() / 2]).unwrap();
+
+    let run = sandbox.eod(&["check"]);
+    assert_code(&run, 7);
+    assert!(
+        run.stdout.starts_with("problem [pages]: "),
+        "{}",
+        run.stdout
+    );
+    let json = sandbox.eod(&["--json", "check"]).json();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["problems"][0]["kind"], "pages");
+}

@@ -85,8 +85,18 @@ fn missing_event_is_found() {
         txn.open_table(EVENTS).unwrap().remove((1, 6)).unwrap();
     });
     let report = check(&path);
-    assert_eq!(kinds(&report), [ProblemKind::Events], "{report:#?}");
-    assert!(report.problems[0].detail.contains("gap"), "{report:#?}");
+    assert_eq!(
+        kinds(&report),
+        [ProblemKind::Events, ProblemKind::Events],
+        "{report:#?}"
+    );
+    assert!(
+        report.problems[0]
+            .detail
+            .contains("records 7 events, but its trail has 6"),
+        "{report:#?}"
+    );
+    assert!(report.problems[1].detail.contains("gap"), "{report:#?}");
 }
 
 #[test]
@@ -97,9 +107,19 @@ fn transition_without_event_is_found() {
         txn.open_table(EVENTS).unwrap().remove((1, 7)).unwrap();
     });
     let report = check(&path);
-    assert_eq!(kinds(&report), [ProblemKind::Events], "{report:#?}");
+    assert_eq!(
+        kinds(&report),
+        [ProblemKind::Events, ProblemKind::Events],
+        "{report:#?}"
+    );
     assert!(
-        report.problems[0].detail.contains(
+        report.problems[0]
+            .detail
+            .contains("records 7 events, but its trail has 6"),
+        "{report:#?}"
+    );
+    assert!(
+        report.problems[1].detail.contains(
             "step 2 of operation 1 is pending after 1 attempts, but its events give failed"
         ),
         "{report:#?}"
@@ -291,4 +311,104 @@ fn damaged_id_counter_never_reuses_an_id() {
         store.view(eodstore::OperationId(1)).unwrap().steps.len(),
         10
     );
+}
+
+/// An event key with a damaged operation id moves the event out of its trail. Reads of the
+/// trail notice it from the recorded trail length, and the check finds the stray event.
+#[test]
+fn moved_event_key_is_noticed() {
+    let (_dir, path) = worked_file();
+    tamper(&path, |txn| {
+        let mut events = txn.open_table(EVENTS).unwrap();
+        let bytes = events.remove((1, 7)).unwrap().unwrap().value().to_vec();
+        events.insert((65_537, 7), bytes.as_slice()).unwrap();
+    });
+    let store = Store::open(&path).unwrap();
+    let err = store.events(eodstore::OperationId(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            eodstore::Error::Decode {
+                table: "events",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("records 7 events"), "{err}");
+    let page = store.events_after(eodstore::OperationId(1), 5, 10);
+    assert!(page.is_err(), "{page:?}");
+    drop(store);
+
+    let report = check(&path);
+    assert!(
+        report.problems.iter().any(|problem| problem
+            .detail
+            .contains("event (65537, 7) belongs to no operation")),
+        "{report:#?}"
+    );
+}
+
+/// Operations are never deleted, so an id below the id counter without a record is a damaged
+/// key, not an unknown operation.
+#[test]
+fn missing_operation_record_is_damage() {
+    let (_dir, path) = worked_file();
+    tamper(&path, |txn| {
+        txn.open_table(OPERATIONS).unwrap().remove(1).unwrap();
+    });
+    let store = Store::open(&path).unwrap();
+    let err = store.view(eodstore::OperationId(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            eodstore::Error::Decode {
+                table: "operations",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store
+        .start_step(eodstore::OperationId(1), 3, &caller("a"))
+        .unwrap_err();
+    assert!(matches!(err, eodstore::Error::Decode { .. }), "{err:?}");
+    let err = store.view(eodstore::OperationId(2)).unwrap_err();
+    assert!(
+        matches!(err, eodstore::Error::OperationNotFound { .. }),
+        "{err:?}"
+    );
+}
+
+/// An older program that had a file open while it was migrated can still write format-1
+/// records. The check reports them and a second migration rewrites them.
+#[test]
+fn old_records_in_current_file_reported_and_migrated() {
+    let (dir, path) = worked_file();
+    tamper(&path, |txn| {
+        let mut steps = txn.open_table(STEPS).unwrap();
+        let current = steps.get((1, 4)).unwrap().unwrap().value().to_vec();
+        // A format-2 record is the format byte, a 4-byte checksum and the body; format 1 is the
+        // format byte and the body.
+        let mut old = vec![1_u8];
+        old.extend_from_slice(&current[5..]);
+        steps.insert((1, 4), old.as_slice()).unwrap();
+    });
+    let report = check(&path);
+    assert_eq!(kinds(&report), [ProblemKind::Format], "{report:#?}");
+    assert!(
+        report.problems[0].detail.contains("1 records"),
+        "{report:#?}"
+    );
+
+    let migration = Store::migrate(&path, StoreOptions::new()).unwrap();
+    assert_eq!((migration.from, migration.records), (2, 1));
+    assert!(migration.backup.is_some());
+    assert!(check(&path).is_clean());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".copying"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

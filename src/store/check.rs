@@ -6,6 +6,7 @@ use std::sync::Arc;
 use redb::{ReadableTable, ReadableTableMetadata};
 use serde::Serialize;
 
+use super::FORMAT_VERSION;
 use super::tables::{self, EVENTS, FORMAT_KEY, META, NEXT_ID_KEY, OPERATIONS, OPERATIONS_BY_DAY};
 use super::tables::{REQUESTS, STEPS};
 use super::{Database, RequestRecord, Store};
@@ -70,11 +71,13 @@ pub enum ProblemKind {
     /// The audit trail disagrees with the steps: a gap, an event whose transition did not
     /// happen, or a transition without its event.
     Events,
+    /// A record of an older format in a file of the current format.
+    Format,
 }
 
 impl ProblemKind {
     /// Returns the kind's name as `eod check` prints it: `undecodable`, `meta`, `index`,
-    /// `steps`, `status` or `events`.
+    /// `steps`, `status`, `events` or `format`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::Undecodable => "undecodable",
@@ -83,6 +86,7 @@ impl ProblemKind {
             ProblemKind::Steps => "steps",
             ProblemKind::Status => "status",
             ProblemKind::Events => "events",
+            ProblemKind::Format => "format",
         }
     }
 }
@@ -210,16 +214,72 @@ fn check_records(txn: &redb::ReadTransaction) -> Result<IntegrityReport> {
     check_meta(txn, &mut checker, &operations)?;
     check_index(txn, &mut checker, &operations)?;
     let steps = read_all_steps(txn, &mut checker, &operations)?;
+    let mut events = read_all_events(txn, &mut checker, &operations)?;
+    let mut counts = read_event_counts(txn, &mut checker, &operations)?;
     for (id, operation) in &operations {
         let Some(operation) = operation else { continue };
-        let empty = Vec::new();
-        let steps = steps.get(id).unwrap_or(&empty);
+        let steps = steps.get(id).map_or(&[][..], Vec::as_slice);
         check_steps(&mut checker, operation, steps);
-        let events = read_events(txn, &mut checker, *id)?;
-        check_events(&mut checker, operation, steps, &events);
+        let events = events.remove(id).unwrap_or_default();
+        let count = match &mut counts {
+            Some(counts) => {
+                let count = counts.remove(id);
+                if count.is_none() {
+                    checker.problem(
+                        ProblemKind::Events,
+                        Some(*id),
+                        format!("operation {id} has no recorded event count"),
+                    );
+                }
+                count
+            }
+            None => None,
+        };
+        check_events(&mut checker, operation, steps, &events, count);
     }
     check_requests(txn, &mut checker)?;
+    check_record_formats(txn, &mut checker)?;
     Ok(checker.report)
+}
+
+/// Reports records of an older format in a file of the current format: an older program that
+/// had the file open while it was migrated can still write them.
+fn check_record_formats(txn: &redb::ReadTransaction, checker: &mut Checker) -> Result<()> {
+    let meta = txn.open_table(META).map_err(open_error)?;
+    let format = meta.get(FORMAT_KEY).map_err(storage)?.map(|v| v.value());
+    if format != Some(FORMAT_VERSION) {
+        return Ok(());
+    }
+    let mut outdated = Vec::new();
+    let mut note = |table: &'static str, key: String, bytes: &[u8]| {
+        if bytes
+            .first()
+            .is_some_and(|&first| first < codec::RECORD_FORMAT)
+        {
+            outdated.push(format!("{table} {key}"));
+        }
+    };
+    let operations = txn.open_table(OPERATIONS).map_err(open_error)?;
+    tables::scan_records(&operations, |key, bytes| note("operations", key, bytes))?;
+    let steps = txn.open_table(STEPS).map_err(open_error)?;
+    tables::scan_records(&steps, |key, bytes| note("steps", key, bytes))?;
+    let events = txn.open_table(EVENTS).map_err(open_error)?;
+    tables::scan_records(&events, |key, bytes| note("events", key, bytes))?;
+    let requests = txn.open_table(REQUESTS).map_err(open_error)?;
+    tables::scan_records(&requests, |key, bytes| note("requests", key, bytes))?;
+    if let Some(first) = outdated.first() {
+        checker.problem(
+            ProblemKind::Format,
+            None,
+            format!(
+                "{} records have an older record format in a format-{FORMAT_VERSION} file, the \
+                 first at {first}; an older program wrote them while it had the file open during \
+                 a migration: stop it and run `eod migrate` again",
+                outdated.len()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Reads every operation; an undecodable one is kept as `None` so that its steps are not
@@ -448,19 +508,64 @@ fn check_steps(checker: &mut Checker, operation: &Operation, steps: &[Step]) {
     }
 }
 
-fn read_events(
+/// An operation's events as read: each sequence number with its event, or `None` for an event
+/// that did not decode.
+type Trail = Vec<(u64, Option<Event>)>;
+
+/// Reads the recorded trail lengths, or `None` for a format-1 file without them; counts of
+/// operations that do not exist are problems.
+fn read_event_counts(
     txn: &redb::ReadTransaction,
     checker: &mut Checker,
-    id: OperationId,
-) -> Result<Vec<(u64, Option<Event>)>> {
-    let table = txn.open_table(EVENTS).map_err(open_error)?;
-    let mut events = Vec::new();
-    for entry in table.range((id.0, 0)..=(id.0, u64::MAX)).map_err(storage)? {
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<Option<BTreeMap<OperationId, u64>>> {
+    let table = match txn.open_table(tables::EVENT_COUNTS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(open_error(err)),
+    };
+    let mut counts = BTreeMap::new();
+    for entry in table.iter().map_err(storage)? {
         let (key, value) = entry.map_err(storage)?;
-        let seq = key.value().1;
+        let id = OperationId(key.value());
+        if operations.contains_key(&id) {
+            counts.insert(id, value.value());
+        } else {
+            checker.problem(
+                ProblemKind::Events,
+                Some(id),
+                format!("an event count is recorded for operation {id}, which does not exist"),
+            );
+        }
+    }
+    Ok(Some(counts))
+}
+
+/// Reads every event, grouped by operation; events of operations that do not exist are
+/// problems, since an event key with a damaged operation id lands there.
+fn read_all_events(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<BTreeMap<OperationId, Trail>> {
+    let table = txn.open_table(EVENTS).map_err(open_error)?;
+    let mut events: BTreeMap<OperationId, Trail> = BTreeMap::new();
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let (operation, seq) = key.value();
+        let id = OperationId(operation);
         checker.report.events += 1;
+        if !operations.contains_key(&id) {
+            checker.problem(
+                ProblemKind::Events,
+                Some(id),
+                format!("event ({operation}, {seq}) belongs to no operation"),
+            );
+            continue;
+        }
         let decoded = codec::decode::<Event>("events", || format!("({id}, {seq})"), value.value());
-        events.push((seq, checker.decoded(Some(id), decoded)));
+        let event = checker.decoded(Some(id), decoded);
+        events.entry(id).or_default().push((seq, event));
     }
     Ok(events)
 }
@@ -478,7 +583,7 @@ pub(crate) fn replay_trail(
         .iter()
         .map(|event| (event.seq, Some(event.clone())))
         .collect();
-    check_events(&mut checker, operation, steps, &events);
+    check_events(&mut checker, operation, steps, &events, None);
     checker
         .report
         .problems
@@ -493,6 +598,7 @@ fn check_events(
     operation: &Operation,
     steps: &[Step],
     events: &[(u64, Option<Event>)],
+    count: Option<u64>,
 ) {
     let id = operation.id;
     let mut problem = |detail: String| checker.problem(ProblemKind::Events, Some(id), detail);
@@ -500,6 +606,14 @@ fn check_events(
         .iter()
         .map(|step| (step.order, (StepStatus::Pending, 0)))
         .collect();
+    if let Some(count) = count
+        && count != events.len() as u64
+    {
+        problem(format!(
+            "operation {id} records {count} events, but its trail has {}",
+            events.len()
+        ));
+    }
     let mut finished = 0;
     let mut complete = true;
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use redb::ReadableTable;
 use serde::Serialize;
 
-use super::tables::{FORMAT_KEY, WriteTables};
+use super::tables::{self, FORMAT_KEY, WriteTables};
 use super::{FORMAT_VERSION, Store, StoreOptions};
 use crate::codec::{self, RECORD_FORMAT};
 use crate::error::{Error, Result};
@@ -30,15 +30,19 @@ impl Store {
     /// Migrates the file at `path` to [`FORMAT_VERSION`], after copying it aside.
     ///
     /// The copy goes next to the file as `NAME.formatN.bak` (with a number added if that name
-    /// is taken) and is synced before any record changes. The copy is taken inside the
-    /// migration's write transaction, so no other process can commit between the copy and the
-    /// migration. It holds every old record, though redb's header in it may differ from the
-    /// original's, because redb has the file open while it is copied.
-    /// Every record is then decoded in its old format, encoded in the current one, and the
-    /// format version is raised, all in that one transaction: a crash leaves either the old
-    /// file or the migrated one. A file that already has the current format is left untouched.
-    /// Stop other programs that use the file first: builds that only know the old format fail
-    /// on the new records with [`Error::Decode`].
+    /// is taken). It is written under a temporary name, synced and renamed, so the backup name
+    /// never holds a partial copy. The copy is taken inside the migration's write transaction,
+    /// so no other process can commit between the copy and the migration. It contains every old
+    /// record, though redb's header in it may differ from the original's, because redb has the
+    /// file open while it is copied. Every record is then decoded in its old format, encoded in
+    /// the current one, and the format version is raised, all in that one transaction: a crash
+    /// leaves either the old file or the migrated one.
+    ///
+    /// A file that has the current format and only current records is left untouched. Stop
+    /// other programs that use the file first. A program built with an older eodstore that
+    /// opens the file after the migration is rejected, but one that had it open already keeps
+    /// writing records of its format. This build reads them, [`Store::check_integrity`] reports
+    /// them, and running the migration again rewrites them.
     ///
     /// `options` give the concurrency mode and timeouts, as for [`Store::open_with`]; their
     /// `create` and `read_only` settings are ignored.
@@ -53,17 +57,26 @@ impl Store {
         let mut options = options.create(false).read_only(false);
         options.migrating = true;
         let store = Store::open_with(path, options)?;
-        let from = store.guarded("reading the format version", || store.format_version())?;
-        if from == FORMAT_VERSION {
-            return Ok(Migration {
-                from,
-                to: FORMAT_VERSION,
-                backup: None,
-                records: 0,
-            });
-        }
         let migration = store.guarded("migrating the store", || {
             store.write("migrate the store", |tables| {
+                // Read inside the write transaction, so that a migration that ran meanwhile in
+                // another process is seen and not repeated.
+                let from = tables
+                    .meta
+                    .get(FORMAT_KEY)
+                    .map_err(|err| Error::storage("reading the format version", err))?
+                    .map_or(FORMAT_VERSION, |guard| guard.value());
+                // A current file may still hold old records, written by an older program that
+                // had the file open while it was migrated; they are rewritten too.
+                let outdated = outdated_records(tables)?;
+                if from == FORMAT_VERSION && outdated == 0 {
+                    return Ok(Migration {
+                        from,
+                        to: FORMAT_VERSION,
+                        backup: None,
+                        records: 0,
+                    });
+                }
                 let backup = copy_aside(path, from)?;
                 let records = rewrite_records(tables)?;
                 tables.put_meta(FORMAT_KEY, FORMAT_VERSION)?;
@@ -75,27 +88,22 @@ impl Store {
                 })
             })
         })?;
-        tracing::info!(
-            path = %path.display(),
-            from,
-            to = FORMAT_VERSION,
-            records = migration.records,
-            "migrated store"
-        );
+        if migration.backup.is_some() {
+            tracing::info!(
+                path = %path.display(),
+                from = migration.from,
+                to = FORMAT_VERSION,
+                records = migration.records,
+                "migrated store"
+            );
+        }
         Ok(migration)
-    }
-
-    /// Returns the format version recorded in the file.
-    fn format_version(&self) -> Result<u64> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|err| Error::storage("reading the format version", err))?;
-        Ok(super::open::read_format_in(&txn, &self.path)?.unwrap_or(FORMAT_VERSION))
     }
 }
 
-/// Copies the file at `path` to a free `NAME.formatN.bak` name beside it and syncs the copy.
+/// Copies the file at `path` to a free `NAME.formatN.bak` name beside it. The copy is written
+/// under a temporary name, synced, renamed into place and its directory synced, so that the
+/// backup name never holds a partial copy, even after a crash.
 fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
     let name = path.file_name().map_or_else(
         || "eod.redb".into(),
@@ -119,16 +127,46 @@ fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
                 .to_string(),
             expected: "a free name: 1000 backups of this file exist; move old ones away".into(),
         })?;
+    let partial = path.with_file_name(format!(
+        ".{name}.format{format}.{}.copying",
+        std::process::id()
+    ));
     let io_error = |source| Error::Io {
         action: "copy aside",
         path: backup.clone(),
         source,
     };
-    std::fs::copy(path, &backup).map_err(io_error)?;
-    std::fs::File::open(&backup)
-        .and_then(|file| file.sync_all())
-        .map_err(io_error)?;
+    let copied = std::fs::copy(path, &partial)
+        .and_then(|_| std::fs::File::open(&partial)?.sync_all())
+        .and_then(|()| std::fs::rename(&partial, &backup))
+        .and_then(|()| sync_directory(&backup));
+    if let Err(source) = copied {
+        let _ = std::fs::remove_file(&partial);
+        return Err(io_error(source));
+    }
     Ok(backup)
+}
+
+/// Syncs the directory that contains `path`, so that a new name in it survives a crash.
+fn sync_directory(path: &Path) -> std::io::Result<()> {
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(directory)?.sync_all()
+}
+
+/// Returns how many records are not in the current record format.
+fn outdated_records(tables: &WriteTables<'_>) -> Result<u64> {
+    let mut count = 0;
+    let mut note = |_: String, bytes: &[u8]| {
+        count += u64::from(bytes.first() != Some(&RECORD_FORMAT));
+    };
+    tables::scan_records(&tables.operations, &mut note)?;
+    tables::scan_records(&tables.steps, &mut note)?;
+    tables::scan_records(&tables.events, &mut note)?;
+    tables::scan_records(&tables.requests, &mut note)?;
+    Ok(count)
 }
 
 /// Rewrites every record that is not in the current record format; returns how many.
@@ -184,6 +222,26 @@ fn rewrite_records(tables: &mut WriteTables<'_>) -> Result<u64> {
             .insert(key, bytes.as_slice())
             .map_err(storage)?;
         records += 1;
+    }
+
+    // Format-1 files did not record the length of each trail, and an older program that wrote
+    // events after a migration did not raise it, so every trail is counted again.
+    let mut ids = Vec::new();
+    for entry in tables.operations.iter().map_err(storage)? {
+        ids.push(entry.map_err(storage)?.0.value());
+    }
+    for id in ids {
+        let mut count = 0_u64;
+        for entry in tables
+            .events
+            .range((id, 0)..=(id, u64::MAX))
+            .map_err(storage)?
+        {
+            entry.map_err(storage)?;
+            count += 1;
+        }
+        tables.changed = true;
+        tables.event_counts.insert(id, count).map_err(storage)?;
     }
 
     let mut requests = Vec::new();

@@ -321,6 +321,8 @@ pub(crate) fn check_text(what: &'static str, value: &str, max_chars: usize) -> R
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// Set once redb has panicked on this file's pages; see `Drop`.
+    damaged: std::sync::atomic::AtomicBool,
     write_gate: std::sync::Mutex<()>,
     path: PathBuf,
     options: StoreOptions,
@@ -537,6 +539,8 @@ impl Store {
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".to_owned());
         tracing::warn!(path = %self.path.display(), %message, "redb failed while {what}");
+        self.damaged
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Error::Corrupt {
             path: self.path.clone(),
             detail: format!("redb failed while {what} ({message})"),
@@ -546,6 +550,7 @@ impl Store {
     pub(crate) fn new(db: Database, path: PathBuf, options: StoreOptions) -> Store {
         Store {
             db,
+            damaged: std::sync::atomic::AtomicBool::new(false),
             write_gate: std::sync::Mutex::new(()),
             path,
             options,
@@ -566,8 +571,18 @@ pub(crate) fn read_only_error(context: &str) -> Error {
 impl Drop for Store {
     /// Closes the redb handle. redb's close may panic on a file damaged from outside; that panic
     /// is logged and goes no further, because a drop cannot return an error.
+    ///
+    /// A handle on which redb has already panicked is leaked instead of closed. Closing it reads
+    /// the damaged pages again, and redb 5.0.0 can then panic inside a destructor while it
+    /// unwinds, which aborts the process. The leak keeps the file handle and its locks until the
+    /// process exits.
     fn drop(&mut self) {
         let db = std::mem::replace(&mut self.db, Database::Closed);
+        if self.damaged.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(path = %self.path.display(), "leaving a damaged file's redb handle open until the process exits");
+            std::mem::forget(db);
+            return;
+        }
         let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
         if closed.is_err() {
             tracing::warn!(path = %self.path.display(), "redb failed while closing a damaged file");

@@ -123,30 +123,28 @@ impl Store {
             }
         };
         let store = Store::new(db, path, options);
-        if store.options.read_only {
+        // redb may panic while it reads the tables of a damaged file, here as anywhere else.
+        store.guarded("reading the format version", || {
+            if !store.options.read_only {
+                return store.check_format();
+            }
             let txn = store
                 .db
                 .begin_read()
                 .map_err(|err| Error::storage("reading the format version", err))?;
             match read_format_in(&txn, &store.path)? {
-                Some(version) if version > FORMAT_VERSION => {
-                    return Err(Error::NewerFormat {
-                        path: store.path.clone(),
-                        found: version,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    return Err(Error::NotEodstoreFile {
-                        path: store.path.clone(),
-                        reason: "it is a redb database without eodstore's tables".into(),
-                    });
-                }
+                Some(version) if version > FORMAT_VERSION => Err(Error::NewerFormat {
+                    path: store.path.clone(),
+                    found: version,
+                    supported: FORMAT_VERSION,
+                }),
+                Some(_) => Ok(()),
+                None => Err(Error::NotEodstoreFile {
+                    path: store.path.clone(),
+                    reason: "it is a redb database without eodstore's tables".into(),
+                }),
             }
-        } else {
-            store.check_format()?;
-        }
+        })?;
         Ok(store)
     }
 
@@ -404,7 +402,8 @@ fn open_checked(path: PathBuf, options: StoreOptions, existing: bool) -> Result<
     })?;
     tracing::debug!(path = %path.display(), ?mode, "opened store");
     let store = Store::new(Database::ReadWrite(Arc::new(db)), path, options);
-    store.check_format()?;
+    // redb may panic while it reads the tables of a damaged file, here as anywhere else.
+    store.guarded("reading the format version", || store.check_format())?;
     Ok(store)
 }
 

@@ -25,7 +25,7 @@ impl Store {
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
             let table = open(&txn, tables::OPERATIONS)?;
-            tables::read_operation(&table, id)?.ok_or(Error::OperationNotFound { operation: id })
+            tables::read_operation(&table, id)?.ok_or_else(|| not_found(&txn, id))
         })
     }
 
@@ -104,6 +104,8 @@ impl Store {
             let txn = self.snapshot()?;
             let view = read_view(&txn, id)?;
             let events = tables::read_events(&open(&txn, tables::EVENTS)?, id, 0, usize::MAX)?;
+            let count = tables::read_event_count(&txn, id)?;
+            tables::check_event_count(id, count, 0, events.len(), usize::MAX)?;
             // A whole trail must replay to the steps; a trail cut short by a damaged key may not.
             if let Some(problem) = super::check::replay_trail(&view.operation, &view.steps, &events)
             {
@@ -126,10 +128,12 @@ impl Store {
     pub fn events_after(&self, id: OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
-            if tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?.is_none() {
-                return Err(Error::OperationNotFound { operation: id });
-            }
-            tables::read_events(&open(&txn, tables::EVENTS)?, id, after, limit)
+            let operation = tables::read_operation(&open(&txn, tables::OPERATIONS)?, id)?
+                .ok_or_else(|| not_found(&txn, id))?;
+            let events = tables::read_events(&open(&txn, tables::EVENTS)?, id, after, limit)?;
+            let count = tables::read_event_count(&txn, operation.id)?;
+            tables::check_event_count(operation.id, count, after, events.len(), limit)?;
+            Ok(events)
         })
     }
 
@@ -171,10 +175,18 @@ impl Store {
 /// Reads an operation and its steps from the snapshot `txn`.
 fn read_view(txn: &redb::ReadTransaction, id: OperationId) -> Result<OperationView> {
     let operation = tables::read_operation(&open(txn, tables::OPERATIONS)?, id)?
-        .ok_or(Error::OperationNotFound { operation: id })?;
+        .ok_or_else(|| not_found(txn, id))?;
     let steps = tables::read_steps(&open(txn, tables::STEPS)?, id)?;
     tables::check_plan_steps(&operation, &steps)?;
     Ok(OperationView { operation, steps })
+}
+
+/// Returns the error for an operation id without a record in the snapshot `txn`.
+fn not_found(txn: &redb::ReadTransaction, id: OperationId) -> Error {
+    match txn.open_table(tables::META) {
+        Ok(meta) => tables::missing_operation(&meta, id),
+        Err(_) => Error::OperationNotFound { operation: id },
+    }
 }
 
 fn open<K: redb::Key + 'static, V: redb::Value + 'static>(

@@ -20,15 +20,19 @@ pub(crate) const STEPS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::ne
 pub(crate) const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
 /// Request id to the call it answered and the recorded response.
 pub(crate) const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
+/// Operation id to the number of events in its trail, which reads compare with the trail they
+/// find, so that events lost to a damaged key are noticed. Format-1 files lack this table.
+pub(crate) const EVENT_COUNTS: TableDefinition<u64, u64> = TableDefinition::new("event_counts");
 
 /// The names of every table an eodstore file has.
-pub(crate) const TABLE_NAMES: [&str; 6] = [
+pub(crate) const TABLE_NAMES: [&str; 7] = [
     "meta",
     "operations",
     "operations_by_day",
     "steps",
     "events",
     "requests",
+    "event_counts",
 ];
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
@@ -60,6 +64,95 @@ pub(crate) fn read_operation(
         ));
     }
     Ok(Some(operation))
+}
+
+/// Returns the error for operation `id` without a record: not found, or a damaged key when the
+/// id was handed out, because operations are never deleted.
+pub(crate) fn missing_operation(
+    meta: &impl ReadableTable<&'static str, u64>,
+    id: OperationId,
+) -> Error {
+    let next = meta
+        .get(NEXT_ID_KEY)
+        .ok()
+        .flatten()
+        .map(|guard| guard.value());
+    match next {
+        Some(next) if id.0 >= 1 && id.0 < next => damaged_key(
+            "operations",
+            id.to_string(),
+            format!(
+                "operation {id} has no record, but ids up to {} were handed out and operations \
+                 are never deleted",
+                next - 1
+            ),
+        ),
+        _ => Error::OperationNotFound { operation: id },
+    }
+}
+
+/// Calls `visit` with the key, as text, and the encoded bytes of every record in `table`.
+pub(crate) fn scan_records<K>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    mut visit: impl FnMut(String, &[u8]),
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    for<'a> K::SelfType<'a>: std::fmt::Debug,
+{
+    for entry in table.iter().map_err(storage("reading records"))? {
+        let (key, value) = entry.map_err(storage("reading records"))?;
+        visit(format!("{:?}", key.value()), value.value());
+    }
+    Ok(())
+}
+
+/// Reads the recorded length of operation `id`'s trail; `None` in a format-1 file, which did
+/// not record it.
+pub(crate) fn read_event_count(
+    txn: &redb::ReadTransaction,
+    id: OperationId,
+) -> Result<Option<u64>> {
+    let table = match txn.open_table(EVENT_COUNTS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(Error::storage("reading an event count", err)),
+    };
+    Ok(table
+        .get(id.0)
+        .map_err(storage("reading an event count"))?
+        .map(|guard| guard.value()))
+}
+
+/// Checks a page of operation `id`'s trail: `found` events after sequence number `after`, read
+/// with at most `limit`. A page that ends early must end at the recorded `count`.
+pub(crate) fn check_event_count(
+    id: OperationId,
+    count: Option<u64>,
+    after: u64,
+    found: usize,
+    limit: usize,
+) -> Result<()> {
+    let Some(count) = count else {
+        return Ok(());
+    };
+    let expected = count.saturating_sub(after);
+    let found_count = found as u64;
+    let consistent = if found < limit {
+        found_count == expected
+    } else {
+        found_count <= expected
+    };
+    if consistent {
+        return Ok(());
+    }
+    Err(damaged_key(
+        "events",
+        format!("({id}, ..)"),
+        format!(
+            "operation {id} records {count} events, but its trail has {found} after event {after}"
+        ),
+    ))
 }
 
 /// Reports a key that disagrees with its record or with the records it points to. Such a key is
@@ -224,6 +317,7 @@ pub(crate) struct WriteTables<'txn> {
     pub(crate) steps: redb::Table<'txn, (u64, u32), &'static [u8]>,
     pub(crate) events: redb::Table<'txn, (u64, u64), &'static [u8]>,
     pub(crate) requests: redb::Table<'txn, &'static str, &'static [u8]>,
+    pub(crate) event_counts: redb::Table<'txn, u64, u64>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -237,6 +331,7 @@ impl<'txn> WriteTables<'txn> {
             steps: txn.open_table(STEPS).map_err(fail)?,
             events: txn.open_table(EVENTS).map_err(fail)?,
             requests: txn.open_table(REQUESTS).map_err(fail)?,
+            event_counts: txn.open_table(EVENT_COUNTS).map_err(fail)?,
         })
     }
 
@@ -270,22 +365,35 @@ impl<'txn> WriteTables<'txn> {
         Ok(())
     }
 
-    /// Appends an event with the next sequence number of the operation and returns that number.
+    /// Appends an event to operation `id`'s trail with the next sequence number, and records
+    /// the trail's new length. Returns the event's sequence number.
     pub(crate) fn append_event(&mut self, id: OperationId, mut event: Event) -> Result<u64> {
-        let last = self
-            .events
-            .range((id.0, 0)..=(id.0, u64::MAX))
-            .map_err(storage("reading events"))?
-            .next_back()
-            .transpose()
-            .map_err(storage("reading events"))?
-            .map_or(0, |(key, _)| key.value().1);
+        let recorded = self
+            .event_counts
+            .get(id.0)
+            .map_err(storage("reading an event count"))?
+            .map(|guard| guard.value());
+        let last = match recorded {
+            Some(count) => count,
+            // Only a trail of a file migrated from format 1 can lack its count.
+            None => self
+                .events
+                .range((id.0, 0)..=(id.0, u64::MAX))
+                .map_err(storage("reading events"))?
+                .next_back()
+                .transpose()
+                .map_err(storage("reading events"))?
+                .map_or(0, |(key, _)| key.value().1),
+        };
         self.changed = true;
         event.seq = last + 1;
         let bytes = codec::encode("event", &event)?;
         self.events
             .insert((id.0, event.seq), bytes.as_slice())
             .map_err(storage("appending an event"))?;
+        self.event_counts
+            .insert(id.0, event.seq)
+            .map_err(storage("recording an event count"))?;
         Ok(event.seq)
     }
 

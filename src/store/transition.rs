@@ -387,7 +387,7 @@ impl Store {
 fn load(tables: &WriteTables<'_>, id: OperationId, order: u32) -> Result<Loaded> {
     let operation = tables
         .operation(id)?
-        .ok_or(Error::OperationNotFound { operation: id })?;
+        .ok_or_else(|| tables::missing_operation(&tables.meta, id))?;
     if let Some(finished_at) = operation.finished_at {
         return Err(Error::OperationFinished {
             operation: id,

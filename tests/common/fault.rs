@@ -5,8 +5,10 @@
 //! counts every I/O call and can fail a chosen one with an `io::Error`: once, or that call and
 //! every later one until [`SharedDisk::disarm`]. A capacity makes writes fail with `ENOSPC`. A
 //! power cut freezes the disk as it stood at a chosen `sync_data`, and
-//! [`SharedDisk::crash_image`] rebuilds what the medium could hold after it. Each handle
-//! implements redb's byte-range locks, so every concurrency mode of redb works on it.
+//! [`SharedDisk::crash_image`] rebuilds what the medium could hold after it. A lying disk
+//! ([`SharedDisk::lie_from_sync`]) freezes its durable bytes the same way but lets any later
+//! change reach the medium. Each handle implements redb's byte-range locks, so every concurrency
+//! mode of redb works on it.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -84,6 +86,8 @@ enum Unsynced {
 #[derive(Debug, Clone)]
 struct Frozen {
     durable: Vec<u8>,
+    /// The changes made after the last durable sync and before the cut, in order. On a lying
+    /// disk, also those of every later sync.
     in_flight: Vec<Unsynced>,
 }
 
@@ -107,6 +111,9 @@ struct DiskState {
     fired: bool,
     /// The 1-based number of the `sync_data` call at which the power is cut.
     cut_at_sync: Option<u64>,
+    /// Whether the disk lies about its syncs from `cut_at_sync` on, so that every change made
+    /// after it stays a candidate for the crash image.
+    lying: bool,
     syncs: u64,
     frozen: Option<Frozen>,
 }
@@ -231,9 +238,20 @@ impl SharedDisk {
         self.state().calls
     }
 
+    /// Returns the number of `sync_data` calls that succeeded so far.
+    pub fn syncs(&self) -> u64 {
+        self.state().syncs
+    }
+
     /// Returns the current length of the image.
     pub fn len(&self) -> u64 {
         self.state().image.len() as u64
+    }
+
+    /// Returns the image as of the last successful `sync_data`: the bytes on stable storage of a
+    /// disk without a power cut or a lie.
+    pub fn durable_image(&self) -> Vec<u8> {
+        self.state().durable.clone()
     }
 
     /// Cuts the power at `sync_data` call number `sync` (1-based): that call and every later one
@@ -241,6 +259,15 @@ impl SharedDisk {
     /// it at an arbitrary instant, and [`Self::crash_image`] ignores what it does afterwards.
     pub fn cut_power_at_sync(&self, sync: u64) {
         self.state().cut_at_sync = Some(sync);
+    }
+
+    /// Makes the disk lie from `sync_data` call number `sync` (1-based) on: every sync reports
+    /// success but makes nothing durable. Unlike [`Self::cut_power_at_sync`], the changes made
+    /// after the cut are kept, and [`Self::crash_image`] may apply any of them.
+    pub fn lie_from_sync(&self, sync: u64) {
+        let mut state = self.state();
+        state.cut_at_sync = Some(sync);
+        state.lying = true;
     }
 
     /// Returns whether the power cut has happened.
@@ -254,14 +281,23 @@ impl SharedDisk {
     /// sector by sector. Returns `None` before the cut has happened.
     ///
     /// Changes issued after the cut are left out, because in a real power cut the program stops
-    /// there. Keeping them would model a disk that reports a sync it did not do, which no
-    /// store can survive.
+    /// there. A lying disk ([`Self::lie_from_sync`]) keeps them: its image is the durable bytes
+    /// of the cut plus a random subset of every change made since, up to now.
     pub fn crash_image(&self, rng: &mut SplitMix64, tear: bool) -> Option<Vec<u8>> {
-        let frozen = self.state().frozen.clone()?;
+        let (frozen, later) = {
+            let state = self.state();
+            let later = if state.lying {
+                state.unsynced.clone()
+            } else {
+                Vec::new()
+            };
+            (state.frozen.clone()?, later)
+        };
         let mut image = frozen.durable;
         let mut changes: Vec<Unsynced> = frozen
             .in_flight
             .into_iter()
+            .chain(later)
             .filter(|_| rng.chance(1, 2))
             .collect();
         rng.shuffle(&mut changes);
@@ -468,13 +504,18 @@ impl StorageBackend for FaultyBackend {
         disk.enter(IoKind::Sync)?;
         let mut state = disk.state();
         state.syncs += 1;
-        if state.frozen.is_none() && state.cut_at_sync.is_some_and(|sync| sync <= state.syncs) {
+        let state = &mut *state;
+        if let Some(frozen) = state.frozen.as_mut() {
+            // A lying disk keeps every change after the cut, and a cut disk drops them.
+            if state.lying {
+                frozen.in_flight.append(&mut state.unsynced);
+            }
+        } else if state.cut_at_sync.is_some_and(|sync| sync <= state.syncs) {
             state.frozen = Some(Frozen {
                 durable: state.durable.clone(),
                 in_flight: state.unsynced.clone(),
             });
         }
-        let state = &mut *state;
         state.durable.clone_from(&state.image);
         state.unsynced.clear();
         Ok(())

@@ -6,7 +6,7 @@ use std::path::Path;
 use eodstore::{Error, IntegrityReport, Migration, Store, StoreOptions};
 use serde::Serialize;
 
-use super::{CliResult, Outcome, print};
+use super::{CliError, CliResult, Outcome, print};
 
 /// `eod check --json` output: the report with the file and a verdict.
 #[derive(Serialize)]
@@ -25,7 +25,47 @@ struct MigrateOut<'a> {
     migration: &'a Migration,
 }
 
+/// `eod check` output for a file whose pages redb cannot read: no report, one problem.
+#[derive(Serialize)]
+struct DamagedOut<'a> {
+    path: &'a Path,
+    healthy: bool,
+    problems: [DamagedProblem; 1],
+}
+
+#[derive(Serialize)]
+struct DamagedProblem {
+    kind: &'static str,
+    detail: String,
+}
+
 pub(super) fn check(db: &Path, json: bool) -> CliResult {
+    match check_file(db, json) {
+        // Damage that stops redb from reading the file is a finding of the check, not a
+        // failure of it, so it gets the check's exit code.
+        Err(CliError::Store(err @ Error::Corrupt { .. })) => {
+            let out = DamagedOut {
+                path: db,
+                healthy: false,
+                problems: [DamagedProblem {
+                    kind: "pages",
+                    detail: err.to_string(),
+                }],
+            };
+            print(json, &out, |out| {
+                writeln!(out, "problem [pages]: {err}")?;
+                writeln!(
+                    out,
+                    "the file is damaged: keep a copy of it and restore the last good backup"
+                )
+            })?;
+            Ok(Outcome::Unhealthy)
+        }
+        other => other,
+    }
+}
+
+fn check_file(db: &Path, json: bool) -> CliResult {
     // A file of an older format cannot be opened for writing, which redb's page check needs, so
     // its records are checked on a read-only open.
     let mut store = match Store::open(db) {
