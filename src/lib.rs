@@ -101,8 +101,8 @@ pub use model::{
 };
 pub use plan::{Plan, PlanStep};
 pub use store::{
-    Caller, ConcurrencyMode, DEFAULT_LEASE, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
-    Durability, FORMAT_VERSION, IntegrityProblem, IntegrityReport, MAX_MESSAGE, MAX_OUTPUT_TAIL,
-    MAX_PROPERTY_CHARS, Migration, Opened, OperationView, ProblemKind, SeededStep, Started, Store,
-    StoreOptions, validate_property,
+    Backup, Caller, Compaction, ConcurrencyMode, DEFAULT_LEASE, DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT, Durability, FORMAT_VERSION, IntegrityProblem, IntegrityReport,
+    MAX_MESSAGE, MAX_OUTPUT_TAIL, MAX_PROPERTY_CHARS, Migration, Opened, OperationView,
+    ProblemKind, SeededStep, Started, Store, StoreOptions, validate_property,
 };

@@ -1732,3 +1732,30 @@ fn check_cut_off_file_exits_seven() {
     assert_eq!(json["healthy"], false);
     assert_eq!(json["problems"][0]["kind"], "pages");
 }
+
+#[test]
+fn backup_and_compact_report_sizes() {
+    let sandbox = Sandbox::new();
+    assert_code(&sandbox.eod(&["open", "--date", "2026-12-04"]), 0);
+
+    let run = sandbox.eod(&["backup", "--to", "yedek.redb"]);
+    assert_code(&run, 0);
+    assert!(run.stdout.contains("to `yedek.redb`"), "{}", run.stdout);
+    let copy = sandbox.path("yedek.redb");
+    assert_code(
+        &sandbox.eod_raw(&["--db", copy.to_str().unwrap(), "check"]),
+        0,
+    );
+
+    let again = sandbox.eod(&["backup", "--to", "yedek.redb"]);
+    assert_code(&again, 3);
+    assert!(
+        again.stderr.contains("invalid backup path `yedek.redb`"),
+        "{}",
+        again.stderr
+    );
+
+    let json = sandbox.eod(&["--json", "compact"]).json();
+    assert!(json["bytes_after"].as_u64().unwrap() <= json["bytes_before"].as_u64().unwrap());
+    assert_code(&sandbox.eod(&["check"]), 0);
+}

@@ -30,7 +30,7 @@ impl Store {
     /// Migrates the file at `path` to [`FORMAT_VERSION`], after copying it aside.
     ///
     /// The copy goes next to the file as `NAME.formatN.bak` (with a number added if that name
-    /// is taken). It is written under a temporary name, synced and renamed, so the backup name
+    /// is taken). It is written under a temporary name, synced and linked into place, so the backup name
     /// never holds a partial copy. The copy is taken inside the migration's write transaction,
     /// so no other process can commit between the copy and the migration. It contains every old
     /// record, though redb's header in it may differ from the original's, because redb has the
@@ -102,7 +102,7 @@ impl Store {
 }
 
 /// Copies the file at `path` to a free `NAME.formatN.bak` name beside it. The copy is written
-/// under a temporary name, synced, renamed into place and its directory synced, so that the
+/// under a temporary name, synced, linked into place and its directory synced, so that the
 /// backup name never holds a partial copy, even after a crash.
 fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
     let name = path.file_name().map_or_else(
@@ -127,33 +127,8 @@ fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
                 .to_string(),
             expected: "a free name: 1000 backups of this file exist; move old ones away".into(),
         })?;
-    let partial = path.with_file_name(format!(
-        ".{name}.format{format}.{}.copying",
-        std::process::id()
-    ));
-    let io_error = |source| Error::Io {
-        action: "copy aside",
-        path: backup.clone(),
-        source,
-    };
-    let copied = std::fs::copy(path, &partial)
-        .and_then(|_| std::fs::File::open(&partial)?.sync_all())
-        .and_then(|()| std::fs::rename(&partial, &backup))
-        .and_then(|()| sync_directory(&backup));
-    if let Err(source) = copied {
-        let _ = std::fs::remove_file(&partial);
-        return Err(io_error(source));
-    }
+    super::maintenance::copy_synced(path, &backup)?;
     Ok(backup)
-}
-
-/// Syncs the directory that contains `path`, so that a new name in it survives a crash.
-fn sync_directory(path: &Path) -> std::io::Result<()> {
-    let directory = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(directory)?.sync_all()
 }
 
 /// Returns how many records are not in the current record format.

@@ -2,6 +2,7 @@
 
 mod check;
 mod group;
+mod maintenance;
 mod migrate;
 mod open;
 mod query;
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::model::{Claim, Operation, ProcessRef, Step};
 
 pub use check::{IntegrityProblem, IntegrityReport, ProblemKind};
+pub use maintenance::{Backup, Compaction};
 pub use migrate::Migration;
 pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};

@@ -84,6 +84,22 @@ pub enum Command {
     /// Migrates a file written by an older eodstore to the current format, after copying it
     /// aside as `NAME.formatN.bak`. Stop other programs that use the file first.
     Migrate,
+
+    /// Writes a consistent copy of the whole file while other programs keep working; their
+    /// writes wait while the file is copied. Run it before a risky change.
+    Backup(BackupArgs),
+
+    /// Compacts the file, returning free space at its end to the file system, and prints the
+    /// size before and after. Other processes wait for it before their next transaction.
+    Compact,
+}
+
+/// Arguments of `eod backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Path of the copy; nothing may exist there yet.
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
 }
 
 /// The property and business date that name an operation.

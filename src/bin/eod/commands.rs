@@ -75,6 +75,8 @@ pub fn execute(cli: &Cli) -> CliResult {
         Command::Step(StepCommand::Retry(args)) => step_retry(db, json, args),
         Command::Check => maintenance::check(db, json),
         Command::Migrate => maintenance::migrate(db, json),
+        Command::Backup(args) => maintenance::backup(db, json, &args.to),
+        Command::Compact => maintenance::compact(db, json),
     }
 }
 

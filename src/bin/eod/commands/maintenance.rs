@@ -1,9 +1,9 @@
-//! `eod check` and `eod migrate`: keeping the file healthy and current.
+//! `eod check`, `eod migrate`, `eod backup` and `eod compact`: keeping the file healthy.
 
 use std::io::Write;
 use std::path::Path;
 
-use eodstore::{Error, IntegrityReport, Migration, Store, StoreOptions};
+use eodstore::{Backup, Compaction, Error, IntegrityReport, Migration, Store, StoreOptions};
 use serde::Serialize;
 
 use super::{CliError, CliResult, Outcome, print};
@@ -148,6 +148,61 @@ pub(super) fn migrate(db: &Path, json: bool) -> CliResult {
             db.display(),
             migration.to
         ),
+    })?;
+    Ok(Outcome::Success)
+}
+
+/// `eod backup --json` output.
+#[derive(Serialize)]
+struct BackupOut<'a> {
+    from: &'a Path,
+    #[serde(flatten)]
+    backup: &'a Backup,
+}
+
+pub(super) fn backup(db: &Path, json: bool, to: &Path) -> CliResult {
+    let store = Store::open(db)?;
+    let backup = store.backup(to)?;
+    let out = BackupOut {
+        from: db,
+        backup: &backup,
+    };
+    print(json, &out, |out| {
+        writeln!(
+            out,
+            "backed up `{}` to `{}`: {} bytes; writers waited {:.3} s",
+            db.display(),
+            backup.path.display(),
+            backup.bytes,
+            backup.writers_waited.as_secs_f64()
+        )
+    })?;
+    Ok(Outcome::Success)
+}
+
+/// `eod compact --json` output.
+#[derive(Serialize)]
+struct CompactOut<'a> {
+    path: &'a Path,
+    #[serde(flatten)]
+    compaction: &'a Compaction,
+}
+
+pub(super) fn compact(db: &Path, json: bool) -> CliResult {
+    let mut store = Store::open(db)?;
+    let compaction = store.compact()?;
+    let out = CompactOut {
+        path: db,
+        compaction: &compaction,
+    };
+    print(json, &out, |out| {
+        writeln!(
+            out,
+            "compacted `{}`: {} bytes before, {} bytes after",
+            db.display(),
+            compaction.bytes_before,
+            compaction.bytes_after
+        )
     })?;
     Ok(Outcome::Success)
 }
