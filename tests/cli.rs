@@ -432,7 +432,8 @@ ORDER  CODE    STATUS     ATTEMPTS  REQUIRED  NAME
         format!(
             "fix the cause and run `eod run --date 2026-12-04 --property default --plan {plan}` \
              again, which retries the step; or return it to pending with `eod step retry \
-             --operation 1 --order 20` and run it by hand"
+             --operation 1 --order 20`, do the step yourself and record it with `step start` and \
+             `step complete`"
         )
     );
     assert_eq!(lines.len(), 10);

@@ -143,7 +143,8 @@ fn explain_outcome(report: &RunReport, eod: &str, rerun: &str) -> CliResult {
                 format!("fix the cause and run `{rerun}` again, which retries the step"),
                 format!(
                     "or return it to pending with `{eod} step retry --operation {id} --order \
-                     {order}` and run it by hand"
+                     {order}`, do the step yourself and record it with `step start` and `step \
+                     complete`"
                 ),
             ];
             if find(*order).is_some_and(|step| !step.required) {
