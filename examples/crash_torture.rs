@@ -1307,6 +1307,14 @@ fn allowed_transitions(kind: EventKind) -> &'static [(StepStatus, StepStatus)] {
         ],
         EventKind::Retried => &[(StepStatus::Failed, StepStatus::Pending)],
         EventKind::OperationCreated | EventKind::StepsSeeded | EventKind::OperationFinished => &[],
+        // This example never imports; an import moves a new step from pending to any status.
+        EventKind::Imported => &[
+            (StepStatus::Pending, StepStatus::Pending),
+            (StepStatus::Pending, StepStatus::Running),
+            (StepStatus::Pending, StepStatus::Completed),
+            (StepStatus::Pending, StepStatus::Failed),
+            (StepStatus::Pending, StepStatus::Skipped),
+        ],
     }
 }
 

@@ -69,6 +69,8 @@
 //! | `steps` | `(operation id, step order)` | the [`Step`] |
 //! | `events` | `(operation id, seq)` | the append-only [`Event`] trail |
 //! | `requests` | request id | the call it answered and its response, for [`Caller::request_id`] |
+//! | `event_counts` | operation id | the length of its event trail, which reads compare with the trail they find |
+//! | `sources` | operation id | the operation ids of the system it was imported from, one per line |
 //!
 //! Values are encoded by one module, behind a record-format byte, so the encoding can change
 //! without touching callers. Every rule (plan identity, step order, claims) is checked inside
@@ -83,6 +85,7 @@
 pub mod clock;
 mod codec;
 mod error;
+pub mod import;
 pub mod model;
 pub mod plan;
 pub mod process;
@@ -106,3 +109,7 @@ pub use store::{
     MAX_MESSAGE, MAX_OUTPUT_TAIL, MAX_PROPERTY_CHARS, Migration, Opened, OperationView,
     ProblemKind, SeededStep, Started, Store, StoreOptions, validate_property,
 };
+pub use store::{
+    DUMP_FORMAT, DUMP_VERSION, Dump, DumpError, DumpFilter, DumpImport, DumpedOperation,
+};
+pub use store::{ImportOutcome, ImportedOperationOutcome};

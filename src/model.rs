@@ -261,6 +261,10 @@ pub enum EventKind {
     Retried,
     /// The operation finished.
     OperationFinished,
+    /// The operation, or one step of it, was imported from another system. A step's event
+    /// moves it from pending to its imported status, and counts one attempt when that status
+    /// is running, completed or failed.
+    Imported,
 }
 
 impl EventKind {
@@ -277,6 +281,7 @@ impl EventKind {
             EventKind::Skipped => "skipped",
             EventKind::Retried => "retried",
             EventKind::OperationFinished => "operation_finished",
+            EventKind::Imported => "imported",
         }
     }
 }

@@ -237,6 +237,7 @@ fn check_records(txn: &redb::ReadTransaction) -> Result<IntegrityReport> {
         };
         check_events(&mut checker, operation, steps, &events, count);
     }
+    check_sources(txn, &mut checker, &operations)?;
     check_requests(txn, &mut checker)?;
     check_record_formats(txn, &mut checker)?;
     Ok(checker.report)
@@ -659,7 +660,7 @@ fn check_events(
         if let Some(to) = event.to {
             *state = to;
         }
-        if matches!(event.kind, EventKind::Started | EventKind::TakenOver) {
+        if counts_attempt(event) {
             *attempts += 1;
         }
     }
@@ -695,6 +696,48 @@ fn check_events(
             operation.status
         ));
     }
+}
+
+/// Returns whether `event` counts one attempt of its step: a start, a takeover, or the import
+/// of a step that had run in the source system.
+fn counts_attempt(event: &Event) -> bool {
+    match event.kind {
+        EventKind::Started | EventKind::TakenOver => true,
+        EventKind::Imported => matches!(
+            event.to,
+            Some(StepStatus::Running | StepStatus::Completed | StepStatus::Failed)
+        ),
+        _ => false,
+    }
+}
+
+/// Checks that every recorded source id belongs to an operation. Files written before imports
+/// existed lack the `sources` table.
+fn check_sources(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<()> {
+    let table = match txn.open_table(tables::SOURCES) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(err) => return Err(open_error(err)),
+    };
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let id = OperationId(key.value());
+        if !operations.contains_key(&id) {
+            checker.problem(
+                ProblemKind::Index,
+                Some(id),
+                format!(
+                    "source ids `{}` are recorded for operation {id}, which does not exist",
+                    value.value().replace('\n', "`, `")
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn check_requests(txn: &redb::ReadTransaction, checker: &mut Checker) -> Result<()> {

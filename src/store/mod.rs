@@ -1,7 +1,9 @@
 //! The store: one redb file holding operations, their steps and their audit events.
 
 mod check;
+mod dump;
 mod group;
+mod import;
 mod maintenance;
 mod migrate;
 mod open;
@@ -21,12 +23,16 @@ use crate::error::{Error, Result};
 use crate::model::{Claim, Operation, ProcessRef, Step};
 
 pub use check::{IntegrityProblem, IntegrityReport, ProblemKind};
+pub use dump::{
+    DUMP_FORMAT, DUMP_VERSION, Dump, DumpError, DumpFilter, DumpImport, DumpedOperation,
+};
+pub use import::{ImportOutcome, ImportedOperationOutcome};
 pub use maintenance::{Backup, Compaction};
 pub use migrate::Migration;
 pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};
-pub(crate) use transition::tail;
 pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};
+pub(crate) use transition::{head, tail};
 
 /// The store format this build writes, and the newest it reads. Version 2 added a checksum to
 /// every record; this build reads version-1 files read-only and migrates them with

@@ -183,8 +183,8 @@ fn read_view(txn: &redb::ReadTransaction, id: OperationId) -> Result<OperationVi
 
 /// Returns the error for an operation id without a record in the snapshot `txn`.
 fn not_found(txn: &redb::ReadTransaction, id: OperationId) -> Error {
-    match txn.open_table(tables::META) {
-        Ok(meta) => tables::missing_operation(&meta, id),
+    match txn.open_table(tables::STEPS) {
+        Ok(steps) => tables::missing_operation(&steps, id),
         Err(_) => Error::OperationNotFound { operation: id },
     }
 }

@@ -23,9 +23,13 @@ pub(crate) const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// Operation id to the number of events in its trail, which reads compare with the trail they
 /// find, so that events lost to a damaged key are noticed. Format-1 files lack this table.
 pub(crate) const EVENT_COUNTS: TableDefinition<u64, u64> = TableDefinition::new("event_counts");
+/// Operation id to the id that an imported operation had in the system it was imported from.
+/// An operation merged from several source operations has their ids, one per line. Only
+/// imported operations have an entry, and files written before imports existed lack the table.
+pub(crate) const SOURCES: TableDefinition<u64, &str> = TableDefinition::new("sources");
 
 /// The names of every table an eodstore file has.
-pub(crate) const TABLE_NAMES: [&str; 7] = [
+pub(crate) const TABLE_NAMES: [&str; 8] = [
     "meta",
     "operations",
     "operations_by_day",
@@ -33,6 +37,7 @@ pub(crate) const TABLE_NAMES: [&str; 7] = [
     "events",
     "requests",
     "event_counts",
+    "sources",
 ];
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
@@ -66,28 +71,26 @@ pub(crate) fn read_operation(
     Ok(Some(operation))
 }
 
-/// Returns the error for operation `id` without a record: not found, or a damaged key when the
-/// id was handed out, because operations are never deleted.
+/// Returns the error for operation `id` without a record: not found, or a damaged key when
+/// steps of that id exist, because every operation is written with its steps and never deleted.
+/// (Ids alone prove nothing: a store filled from a filtered dump has gaps in its ids.)
 pub(crate) fn missing_operation(
-    meta: &impl ReadableTable<&'static str, u64>,
+    steps: &impl ReadableTable<(u64, u32), &'static [u8]>,
     id: OperationId,
 ) -> Error {
-    let next = meta
-        .get(NEXT_ID_KEY)
+    let has_steps = steps
+        .range((id.0, 0)..=(id.0, u32::MAX))
         .ok()
-        .flatten()
-        .map(|guard| guard.value());
-    match next {
-        Some(next) if id.0 >= 1 && id.0 < next => damaged_key(
+        .and_then(|mut range| range.next())
+        .is_some();
+    if has_steps {
+        damaged_key(
             "operations",
             id.to_string(),
-            format!(
-                "operation {id} has no record, but ids up to {} were handed out and operations \
-                 are never deleted",
-                next - 1
-            ),
-        ),
-        _ => Error::OperationNotFound { operation: id },
+            format!("operation {id} has no record, but steps of it exist"),
+        )
+    } else {
+        Error::OperationNotFound { operation: id }
     }
 }
 
@@ -318,6 +321,7 @@ pub(crate) struct WriteTables<'txn> {
     pub(crate) events: redb::Table<'txn, (u64, u64), &'static [u8]>,
     pub(crate) requests: redb::Table<'txn, &'static str, &'static [u8]>,
     pub(crate) event_counts: redb::Table<'txn, u64, u64>,
+    pub(crate) sources: redb::Table<'txn, u64, &'static str>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -332,6 +336,7 @@ impl<'txn> WriteTables<'txn> {
             events: txn.open_table(EVENTS).map_err(fail)?,
             requests: txn.open_table(REQUESTS).map_err(fail)?,
             event_counts: txn.open_table(EVENT_COUNTS).map_err(fail)?,
+            sources: txn.open_table(SOURCES).map_err(fail)?,
         })
     }
 

@@ -387,7 +387,7 @@ impl Store {
 fn load(tables: &WriteTables<'_>, id: OperationId, order: u32) -> Result<Loaded> {
     let operation = tables
         .operation(id)?
-        .ok_or_else(|| tables::missing_operation(&tables.meta, id))?;
+        .ok_or_else(|| tables::missing_operation(&tables.steps, id))?;
     if let Some(finished_at) = operation.finished_at {
         return Err(Error::OperationFinished {
             operation: id,
@@ -600,7 +600,7 @@ pub(crate) fn tail(text: &str, max: usize) -> &str {
 }
 
 /// Returns the first `max` bytes of `text`, cut at a character boundary.
-fn head(text: &str, max: usize) -> &str {
+pub(crate) fn head(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -92,6 +92,75 @@ pub enum Command {
     /// Compacts the file, returning free space at its end to the file system, and prints the
     /// size before and after. Other processes wait for it before their next transaction.
     Compact,
+
+    /// Writes operations, their steps and their audit events to stdout (reads only): JSON that
+    /// `eod import --dump` reads back exactly, ids included, or CSV with one row per step.
+    Export(ExportArgs),
+
+    /// Imports night-audit history in one write transaction: a CSV export of an SQL table of
+    /// steps (`--csv`), or a JSON dump written by `eod export` (`--dump`). A file with any
+    /// invalid line imports nothing, and importing a file again changes nothing.
+    Import(ImportArgs),
+}
+
+/// Arguments of `eod import`: exactly one of `--csv` and `--dump`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["csv", "dump"]))]
+pub struct ImportArgs {
+    /// CSV export of an operations-and-steps table, with a header line naming the columns;
+    /// README.md lists the accepted column names and status values.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// JSON dump written by `eod export --format json`, reproduced exactly, ids included.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
+
+    /// Character encoding of the CSV file. UTF-8 may start with a byte-order mark.
+    #[arg(long, value_enum, default_value_t = CsvEncoding::Utf8, conflicts_with = "dump")]
+    pub encoding: CsvEncoding,
+
+    /// Property (hotel) of the rows without one: for a file without a property column, or an
+    /// empty property cell.
+    #[arg(long, value_name = "P", conflicts_with = "dump")]
+    pub property: Option<String>,
+
+    /// Prints the summary of what the import would do, and writes nothing.
+    #[arg(long, conflicts_with = "dump")]
+    pub dry_run: bool,
+
+    /// Resolves rows of one step with different names or codes by keeping the name and code of
+    /// the first or last of them in file order. Without it, such rows reject the file.
+    #[arg(long, value_enum, value_name = "WHICH", conflicts_with = "dump")]
+    pub on_conflict: Option<OnConflictArg>,
+
+    /// Actor recorded in the import's events [default: $USER, else $USERNAME, else the host
+    /// name].
+    #[arg(long, value_name = "A", conflicts_with = "dump")]
+    pub actor: Option<String>,
+}
+
+/// The encodings that `eod import --encoding` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CsvEncoding {
+    /// UTF-8, with or without a byte-order mark.
+    #[value(name = "utf-8")]
+    Utf8,
+    /// Windows-1254 (Turkish), as Windows programs in Turkish write it.
+    #[value(name = "windows-1254")]
+    Windows1254,
+    /// ISO-8859-9 (Latin-5, Turkish).
+    #[value(name = "iso-8859-9")]
+    Iso8859_9,
+}
+
+/// The values of `eod import --on-conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnConflictArg {
+    /// Keep the name and code of the first row, in file order.
+    KeepFirst,
+    /// Keep the name and code of the last row, in file order.
+    KeepLast,
 }
 
 /// Arguments of `eod backup`.
@@ -100,6 +169,40 @@ pub struct BackupArgs {
     /// Path of the copy; nothing may exist there yet.
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
+}
+
+/// The output formats of `eod export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A versioned dump with every field, for `eod import --dump`.
+    Json,
+    /// One row per step with its operation's columns repeated, header row first (RFC 4180).
+    Csv,
+}
+
+/// Arguments of `eod export`. Each option narrows the selection; without any, every operation
+/// is exported.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
+
+    /// Exports only the operations of this property (hotel).
+    #[arg(long, value_name = "P")]
+    pub property: Option<String>,
+
+    /// Exports only business dates on or after this one, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<String>,
+
+    /// Exports only business dates on or before this one, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<String>,
+
+    /// Exports only the operation with this id.
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    pub operation: Option<u64>,
 }
 
 /// The property and business date that name an operation.

@@ -1,5 +1,7 @@
 //! The subcommands: each parses its input, makes one library call per action and prints.
 
+mod export;
+mod import;
 mod maintenance;
 mod run;
 
@@ -77,6 +79,8 @@ pub fn execute(cli: &Cli) -> CliResult {
         Command::Migrate => maintenance::migrate(db, json),
         Command::Backup(args) => maintenance::backup(db, json, &args.to),
         Command::Compact => maintenance::compact(db, json),
+        Command::Export(args) => export::export(db, json, args),
+        Command::Import(args) => import::import(db, json, args),
     }
 }
 
