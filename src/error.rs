@@ -134,7 +134,11 @@ pub enum Error {
 
     /// An argument is malformed: an empty property or actor, a business date that does not
     /// parse. Rejected.
-    #[error("invalid {what} `{}`: {expected}", escape_controls(.value))]
+    #[error(
+        "invalid {what} `{}`: {}",
+        escape_controls(.value),
+        escape_controls_only(.expected)
+    )]
     InvalidInput {
         /// The kind of value, such as `business date`.
         what: &'static str,
@@ -391,6 +395,25 @@ fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
         let _ = write!(escaped, "… ({} characters in all)", text.chars().count());
     }
     std::borrow::Cow::Owned(escaped)
+}
+
+/// Returns `text` with each control character written as its Rust escape, at any length: the
+/// explanation of a rejected value may quote parts of the input, such as a CSV cell.
+fn escape_controls_only(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Quotes `word` for a POSIX shell when it contains anything but plain characters, so that a

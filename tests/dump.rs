@@ -1030,3 +1030,46 @@ fn gaps_from_filtered_dump_are_not_found() {
         .expect("open a new operation");
     assert_eq!(opened.operation.id, OperationId(4));
 }
+
+/// A dump is held to the rules every write applies: plan rules for codes and names, text limits,
+/// claims only on running steps, and ids the counter can pass.
+#[test]
+fn dumps_breaking_write_rules_rejected_unchanged() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (source, _) = filled_store(dir.path());
+    let dump = source.export(&DumpFilter::all()).expect("export");
+    let target = create_empty(&dir.path().join("target.redb"));
+
+    assert_invalid(&target, &dump, 1, "code", |dump| {
+        let operation = &mut dump.operations[0];
+        operation.steps[0].code = "kapanış yok".into();
+        operation.operation.plan_identity[0].code = "kapanış yok".into();
+    });
+    assert_invalid(&target, &dump, 1, "name", |dump| {
+        dump.operations[0].steps[1].name = "x".repeat(10_000);
+    });
+    assert_invalid(&target, &dump, 1, "control characters", |dump| {
+        dump.operations[0].steps[1].name = "Gün\u{1b}[31m sonu".into();
+    });
+    assert_invalid(&target, &dump, 1, "actor", |dump| {
+        dump.operations[0].operation.created_by = "\u{7}".into();
+    });
+    assert_invalid(&target, &dump, 1, "has a claim", |dump| {
+        let operation = &mut dump.operations[0];
+        let completed = operation
+            .steps
+            .iter()
+            .position(|step| step.status == eodstore::StepStatus::Completed)
+            .expect("a completed step");
+        operation.steps[completed].claim = Some(eodstore::Claim {
+            token: "t".into(),
+            actor: "a".into(),
+            process: None,
+            lease_until: "2030-01-01T00:00:00Z".parse().unwrap(),
+        });
+    });
+    assert_invalid(&target, &dump, u64::MAX - 1, "outside 1 to", |dump| {
+        let operation = &mut dump.operations[0];
+        operation.operation.id = OperationId(u64::MAX - 1);
+    });
+}

@@ -1098,3 +1098,72 @@ fn import_100k_rows() {
     );
     assert_eq!(second.steps_created, 0);
 }
+
+/// A step repeated on 5,000 lines imports, and its event names only the first lines, so that the
+/// record stays within the store's size limit.
+#[test]
+fn many_duplicate_lines_import_with_short_event() {
+    let mut text = String::from("operation_id,business_date,step_order,step_name,status\n");
+    for _ in 0..5_000 {
+        text.push_str("1,2024-01-05,10,A,pending\n");
+    }
+    let batch = parse_text(&text).unwrap();
+    let mut t = create_temp_store();
+    t.store.import_batch(&batch, &caller("importer")).unwrap();
+    let events = t.store.events(OperationId(1)).unwrap();
+    let step_event = events
+        .iter()
+        .find(|event| event.step_order == Some(10))
+        .unwrap();
+    let message = step_event.message.as_deref().unwrap();
+    assert!(message.ends_with("and 4980 more"), "{message}");
+    assert_clean(&mut t);
+}
+
+/// With `--on-conflict keep-first`, the first row's name and code go together: an empty code
+/// is derived from the kept name, never taken from a dropped row.
+#[test]
+fn kept_row_name_and_code_go_together() {
+    let text = "operation_id,business_date,step_order,step_name,status,code\n\
+                1,2024-01-05,10,A,completed,\n\
+                1,2024-01-05,10,B,pending,b\n";
+    let options = ImportOptions {
+        property: Some("p".into()),
+        on_conflict: Some(OnConflict::KeepFirst),
+        ..options()
+    };
+    let batch = parse_csv(text.as_bytes(), &options).unwrap();
+    let step = &batch.operations[0].steps[0];
+    assert_eq!((step.name.as_str(), step.code.as_str()), ("A", "a"));
+}
+
+/// A file whose lines end with carriage returns alone reports errors on their real lines.
+#[test]
+fn carriage_return_lines_report_real_line() {
+    let text = "operation_id,business_date,step_order,step_name,status\r\
+                1,2024-01-05,10,A,completed\r\
+                1,2024-01-05,20,B,bogus\r";
+    let err = parse_text(text).unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+}
+
+/// Control characters of an imported error text are replaced, except line breaks and tabs.
+#[test]
+fn error_cell_control_characters_replaced() {
+    let text = "operation_id,business_date,step_order,step_name,status,error\n\
+                1,2024-01-05,10,A,failed,\"kasa\u{1b}[31m açık\nsatır\u{0}2\"\n";
+    let batch = parse_text(text).unwrap();
+    let error = batch.operations[0].steps[0].error.as_deref().unwrap();
+    assert_eq!(error, "kasa\u{fffd}[31m açık\nsatır\u{fffd}2");
+}
+
+#[test]
+fn derived_code_drops_central_european_accents() {
+    let text = "operation_id,business_date,step_order,step_name,status\n\
+                1,2024-01-05,10,Škoda Žalgiris Łódź Dvořák,completed\n";
+    let batch = parse_text(text).unwrap();
+    assert_eq!(
+        batch.operations[0].steps[0].code,
+        "skoda_zalgiris_lodz_dvorak"
+    );
+}

@@ -33,6 +33,8 @@ fn rank(status: StepStatus) -> u8 {
 struct Day {
     /// Each source operation id, with the first line it appears on, in file order.
     sources: Vec<(String, u64)>,
+    /// The ids in `sources`, for a lookup that stays fast when a day has thousands of them.
+    known_sources: std::collections::HashSet<String>,
     /// Row indexes by step order, each list in file order.
     steps: BTreeMap<u32, Vec<usize>>,
 }
@@ -116,7 +118,7 @@ fn group(rows: &[SourceRow]) -> Result<BTreeMap<(String, Date), Day>, ImportErro
         let day = days
             .entry((row.property.clone(), row.business_date))
             .or_default();
-        if !day.sources.iter().any(|(id, _)| *id == row.source_id) {
+        if day.known_sources.insert(row.source_id.clone()) {
             day.sources.push((row.source_id.clone(), row.line));
         }
         day.steps.entry(row.order).or_default().push(index);
@@ -215,15 +217,19 @@ fn collapse<'r>(
 
 /// Builds the step from the row that won the collapse and the row that gave its name.
 fn step_from(winner: &SourceRow, identity: &SourceRow, rows: &[&SourceRow]) -> ImportedStep {
-    // Without a conflict, one row may leave the code cell empty while another fills it.
-    let code = identity
-        .code
-        .clone()
-        .or_else(|| rows.iter().find_map(|row| row.code.clone()));
+    // Without a conflict, one row may leave the code cell empty while another fills it. After a
+    // conflict resolved by `--on-conflict`, the kept row's name and code go together, and an
+    // empty code is derived from that name.
+    let names_agree = rows.iter().all(|row| row.name == identity.name);
+    let code = identity.code.clone().or_else(|| {
+        names_agree
+            .then(|| rows.iter().find_map(|row| row.code.clone()))
+            .flatten()
+    });
     ImportedStep {
         order: winner.order,
+        code_given: code.is_some(),
         code: code.unwrap_or_default(),
-        code_given: identity.code.is_some() || rows.iter().any(|row| row.code.is_some()),
         name: identity.name.clone(),
         required: winner.status != StepStatus::Skipped,
         status: winner.status,

@@ -309,7 +309,12 @@ pub struct ImportBatch {
 /// problems are a header without a required column, a row with the wrong number of fields, a
 /// source operation with two dates, a step code given twice, and unresolved name conflicts.
 pub fn parse_csv(bytes: &[u8], options: &ImportOptions) -> Result<ImportBatch, ImportError> {
-    let text = decode::decode(bytes, options.encoding)?;
+    let mut text = decode::decode(bytes, options.encoding)?;
+    // The CSV reader counts lines at line feeds only, so a file that ends its lines with carriage
+    // returns alone (old Mac tools) would report every error on line 1.
+    if text.contains('\r') && !text.contains('\n') {
+        text = text.replace('\r', "\n");
+    }
     if text.trim().is_empty() {
         return Err(ImportError::at_line(
             1,

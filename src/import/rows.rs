@@ -164,9 +164,20 @@ impl<'a> RowReader<'a> {
         let started_at = self.time(record, Field::Started, line, warnings)?;
         let finished_at = self.time(record, Field::Finished, line, warnings)?;
 
-        let error = columns
-            .value(record, Field::Error)
-            .map(|error| head(error, MAX_MESSAGE).to_owned());
+        // An old system's error text may span lines; other control characters (a NUL, a
+        // terminal escape) are replaced, so that `eod status` never prints them raw.
+        let error = columns.value(record, Field::Error).map(|error| {
+            head(error, MAX_MESSAGE)
+                .chars()
+                .map(|c| {
+                    if c.is_control() && c != '\n' && c != '\t' {
+                        char::REPLACEMENT_CHARACTER
+                    } else {
+                        c
+                    }
+                })
+                .collect::<String>()
+        });
         let actor = columns.value(record, Field::Actor);
         if let Some(actor) = actor {
             text(Field::Actor, actor, 200)?;

@@ -451,8 +451,67 @@ fn read_all_steps(
 }
 
 /// Checks an operation's steps against its plan identity and its stored status.
+/// The highest operation id a store accepts, far below `u64::MAX`, so that the id counter can
+/// always advance past an imported id.
+pub(crate) const MAX_OPERATION_ID: u64 = 1 << 62;
+
+/// Checks the texts and fields of a stored operation and its steps against the rules that every
+/// write applies: the plan rules of [`Plan::new`](crate::Plan::new) for its steps, the text
+/// limits for the property and actors, the id range, and a claim only on a running step. Returns
+/// the first broken rule.
+pub(crate) fn check_content(
+    operation: &Operation,
+    steps: &[Step],
+) -> std::result::Result<(), String> {
+    if operation.id.0 == 0 || operation.id.0 > MAX_OPERATION_ID {
+        return Err(format!(
+            "its id {} is outside 1 to {MAX_OPERATION_ID}",
+            operation.id
+        ));
+    }
+    super::validate_property(&operation.property).map_err(|err| err.to_string())?;
+    super::check_text("actor", &operation.created_by, 200).map_err(|err| err.to_string())?;
+    let plan_steps = steps
+        .iter()
+        .map(|step| crate::PlanStep {
+            order: step.order,
+            code: step.code.clone(),
+            name: step.name.clone(),
+            required: step.required,
+            command: None,
+            timeout_seconds: None,
+        })
+        .collect();
+    crate::Plan::new(operation.plan.clone(), plan_steps).map_err(|err| err.to_string())?;
+    for step in steps {
+        if let Some(actor) = &step.actor {
+            super::check_text("actor", actor, 200).map_err(|err| err.to_string())?;
+        }
+        match &step.claim {
+            Some(_) if step.status != StepStatus::Running => {
+                return Err(format!(
+                    "step {} is {} but has a claim, which only a running step may have",
+                    step.order, step.status
+                ));
+            }
+            Some(claim) => {
+                super::check_text("actor", &claim.actor, 200).map_err(|err| err.to_string())?;
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 fn check_steps(checker: &mut Checker, operation: &Operation, steps: &[Step]) {
     let id = operation.id;
+    if let Err(problem) = check_content(operation, steps) {
+        checker.problem(
+            ProblemKind::Steps,
+            Some(id),
+            format!("operation {id}: {problem}"),
+        );
+    }
     let found: Vec<(u32, &str, bool)> = steps
         .iter()
         .map(|step| (step.order, step.code.as_str(), step.required))

@@ -802,6 +802,13 @@ fn check_operation(dumped: &DumpedOperation) -> std::result::Result<(), String> 
     if let Some(problem) = super::check::replay_trail(operation, &dumped.steps, &dumped.events) {
         return Err(problem);
     }
+    super::check::check_content(operation, &dumped.steps)?;
+    if let Some(source) = &dumped.source_id {
+        // Merged imports keep one source id per line.
+        for line in source.split('\n') {
+            super::check_text("source id", line, 200).map_err(|err| err.to_string())?;
+        }
+    }
 
     let too_large = |err: Error| match err {
         Error::Encode { detail, .. } => detail,

@@ -400,7 +400,7 @@ fn step_message(step: &Step, lines: &[u64]) -> String {
         "{} in the source, from line{} {}",
         step.status,
         if lines.len() == 1 { "" } else { "s" },
-        lines.join(", ")
+        listed(&lines)
     );
     // `fmt::Write` for `String` never returns an error.
     if let Some(started) = step.started_at {
@@ -421,6 +421,24 @@ fn quoted_list(ids: &[String]) -> String {
     if quoted.len() == 1 {
         format!("id {}", quoted[0])
     } else {
-        format!("ids {}", quoted.join(", "))
+        format!("ids {}", listed(&quoted))
     }
+}
+
+/// The most items of a list that an event message names; the rest are counted. A file may
+/// repeat one step on any number of lines, and an event record must stay small.
+const MAX_LISTED: usize = 20;
+
+/// Joins `items` with commas, naming at most [`MAX_LISTED`] of them.
+fn listed(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(MAX_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX_LISTED {
+        let _ = write!(text, " and {} more", items.len() - MAX_LISTED);
+    }
+    text
 }

@@ -238,6 +238,48 @@ fn lease_from_secs(secs: u32) -> Result<SignedDuration, Error> {
     Ok(SignedDuration::from_secs(i64::from(secs)))
 }
 
+/// Reads an input file of at most `max_bytes`. The file's type and size are checked before it
+/// is opened, so a FIFO, a device or an oversized file is rejected without being read;
+/// `split_hint` says what to do with a file that is too large.
+fn read_input_file(
+    path: &Path,
+    what: &'static str,
+    max_bytes: u64,
+    split_hint: &str,
+) -> Result<Vec<u8>, Error> {
+    use std::io::Read as _;
+
+    let rejected = |expected: String| Error::InvalidInput {
+        what,
+        value: path.display().to_string(),
+        expected,
+    };
+    let read_failed =
+        |err: io::Error| rejected(format!("a readable file, but reading it failed: {err}"));
+    let metadata = std::fs::metadata(path).map_err(read_failed)?;
+    if !metadata.is_file() {
+        return Err(rejected(
+            "a regular file; it is a directory, a device or a pipe".into(),
+        ));
+    }
+    if metadata.len() > max_bytes {
+        return Err(rejected(format!(
+            "a file of at most {max_bytes} bytes, but it has {}; {split_hint}",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(max_bytes + 1).read_to_end(&mut bytes))
+        .map_err(read_failed)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(rejected(format!(
+            "a file of at most {max_bytes} bytes, but it grew while it was read; {split_hint}"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Returns the built-in standard plan for `standard`, else the plan file at that path.
 fn load_plan(plan: &str) -> Result<Plan, Error> {
     if plan == "standard" {

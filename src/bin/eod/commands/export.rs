@@ -1,8 +1,7 @@
 //! `eod export` and the dump half of `eod import`: moving operations, steps and events out of
 //! one file and into another.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use eodstore::{
@@ -166,43 +165,12 @@ pub(super) fn import_dump(db: &Path, json: bool, path: &Path) -> CliResult {
 
 /// Reads a dump file of at most [`MAX_DUMP_BYTES`].
 fn read_dump_file(path: &Path) -> Result<Vec<u8>, Error> {
-    // A dump that cannot be read is bad input, like a plan file, so the request is rejected.
-    let io_error = |err: io::Error| {
-        rejected_file(
-            path,
-            format!("a readable file, but reading it failed: {err}"),
-        )
-    };
-    let file = File::open(path).map_err(io_error)?;
-    let metadata = file.metadata().map_err(io_error)?;
-    if !metadata.is_file() {
-        return Err(rejected_file(
-            path,
-            "a regular file written by `eod export`; it is not a regular file".into(),
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_DUMP_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_error)?;
-    if bytes.len() as u64 > MAX_DUMP_BYTES {
-        return Err(rejected_file(
-            path,
-            format!(
-                "at most {MAX_DUMP_BYTES} bytes; export fewer operations with the filters of \
-                 `eod export` and import each part"
-            ),
-        ));
-    }
-    Ok(bytes)
-}
-
-fn rejected_file(path: &Path, expected: String) -> Error {
-    Error::InvalidInput {
-        what: "dump file",
-        value: path.display().to_string(),
-        expected,
-    }
+    super::read_input_file(
+        path,
+        "dump file",
+        MAX_DUMP_BYTES,
+        "export fewer operations with the filters of `eod export` and import each part",
+    )
 }
 
 /// Turns a rejected dump into a rejected request (exit code 3) that names the file; a store

@@ -40,12 +40,16 @@ pub(super) fn import(db: &Path, json: bool, args: &ImportArgs) -> CliResult {
     }
 }
 
+/// The largest CSV file `eod import` reads: parsing takes several times its size in memory.
+const MAX_CSV_BYTES: u64 = 256 << 20;
+
 fn import_csv(db: &Path, json: bool, csv: &Path, args: &ImportArgs) -> CliResult {
-    let bytes = std::fs::read(csv).map_err(|err| Error::InvalidInput {
-        what: "CSV file",
-        value: csv.display().to_string(),
-        expected: format!("a readable file, but reading it failed: {err}"),
-    })?;
+    let bytes = super::read_input_file(
+        csv,
+        "CSV file",
+        MAX_CSV_BYTES,
+        "split the export into several files, for example by business date, and import each",
+    )?;
     let options = ImportOptions {
         encoding: match args.encoding {
             CsvEncoding::Utf8 => Encoding::Utf8,
@@ -133,6 +137,9 @@ struct Target<'a> {
 }
 
 /// Writes every collapse, conflict and merge, then the summary.
+/// The most dropped lines the text summary names for one collapsed step.
+const MAX_LISTED_LINES: usize = 20;
+
 fn write_summary(
     out: &mut impl Write,
     target: &Target<'_>,
@@ -157,11 +164,19 @@ fn write_summary(
         )?;
     }
     for collapsed in &report.collapsed {
-        let dropped: Vec<String> = collapsed
+        // The text names the first lines only; `--json` lists all of them.
+        let mut dropped: Vec<String> = collapsed
             .dropped
             .iter()
+            .take(MAX_LISTED_LINES)
             .map(|row| format!("line {} ({})", row.line, row.status))
             .collect();
+        if collapsed.dropped.len() > MAX_LISTED_LINES {
+            dropped.push(format!(
+                "and {} more lines",
+                collapsed.dropped.len() - MAX_LISTED_LINES
+            ));
+        }
         writeln!(
             out,
             "collapsed {} rows of property `{}` on {}, order {}: kept line {} ({}), dropped {}",
