@@ -113,3 +113,4 @@ pub use store::{
     DUMP_FORMAT, DUMP_VERSION, Dump, DumpError, DumpFilter, DumpImport, DumpedOperation,
 };
 pub use store::{ImportOutcome, ImportedOperationOutcome};
+pub use store::{OperationReport, Report, StepCodeStats, StepProblem, StepTiming};

@@ -8,6 +8,7 @@ mod maintenance;
 mod migrate;
 mod open;
 mod query;
+mod report;
 mod seed;
 mod tables;
 mod transition;
@@ -29,6 +30,7 @@ pub use dump::{
 pub use import::{ImportOutcome, ImportedOperationOutcome};
 pub use maintenance::{Backup, Compaction};
 pub use migrate::Migration;
+pub use report::{OperationReport, Report, StepCodeStats, StepProblem, StepTiming};
 pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};
 pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};

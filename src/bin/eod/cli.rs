@@ -101,6 +101,33 @@ pub enum Command {
     /// steps (`--csv`), or a JSON dump written by `eod export` (`--dump`). A file with any
     /// invalid line imports nothing, and importing a file again changes nothing.
     Import(ImportArgs),
+
+    /// Reports on night audits (reads only): per operation its start, end, duration, failed
+    /// and retried steps and actors; per step code the median and maximum duration of its
+    /// completed steps. Writes text, `--json`, or a self-contained HTML page with `--html`.
+    Report(ReportArgs),
+}
+
+/// Arguments of `eod report`. Each option narrows the selection; without any, every operation
+/// is reported.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Reports only the operations of this property (hotel).
+    #[arg(long, value_name = "P")]
+    pub property: Option<String>,
+
+    /// Reports only business dates on or after this one, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<String>,
+
+    /// Reports only business dates on or before this one, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<String>,
+
+    /// Writes the report as a self-contained HTML page with a timeline chart to this new file,
+    /// instead of printing it; nothing may exist there yet.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Arguments of `eod import`: exactly one of `--csv` and `--dump`.

@@ -3,6 +3,7 @@
 mod export;
 mod import;
 mod maintenance;
+mod report;
 mod run;
 
 use std::io::{self, Write};
@@ -81,6 +82,7 @@ pub fn execute(cli: &Cli) -> CliResult {
         Command::Compact => maintenance::compact(db, json),
         Command::Export(args) => export::export(db, json, args),
         Command::Import(args) => import::import(db, json, args),
+        Command::Report(args) => report::report(db, json, args),
     }
 }
 
