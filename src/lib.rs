@@ -107,7 +107,7 @@ pub use store::{
     Backup, Caller, Compaction, ConcurrencyMode, DEFAULT_LEASE, DEFAULT_OPEN_TIMEOUT,
     DEFAULT_WRITE_TIMEOUT, Durability, FORMAT_VERSION, IntegrityProblem, IntegrityReport,
     MAX_MESSAGE, MAX_OUTPUT_TAIL, MAX_PROPERTY_CHARS, Migration, Opened, OperationView,
-    ProblemKind, SeededStep, Started, Store, StoreOptions, validate_property,
+    ProblemKind, SeededStep, Started, Store, StoreOptions, TaskProgress, validate_property,
 };
 pub use store::{
     DUMP_FORMAT, DUMP_VERSION, Dump, DumpError, DumpFilter, DumpImport, DumpedOperation,

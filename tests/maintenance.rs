@@ -220,3 +220,50 @@ fn compact_rejects_read_only_store() {
     let err = store.compact().unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
 }
+
+/// The long tasks report their progress, each ending at its total.
+#[test]
+fn long_tasks_report_progress_to_total() {
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let reports: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let options = StoreOptions::new().create(true).progress(move |progress| {
+        sink.lock()
+            .unwrap()
+            .push((progress.task.to_owned(), progress.done, progress.total));
+    });
+    let mut store = Store::open_with(dir.path().join("eod.redb"), options.clone()).unwrap();
+    let plan = Plan::standard();
+    for n in 0..5 {
+        store
+            .open_operation("grand", day(n), &plan, &caller("a"))
+            .unwrap();
+    }
+    store.check_integrity().unwrap();
+    store.backup(dir.path().join("copy.redb")).unwrap();
+    let dump = store.export(&eodstore::DumpFilter::all()).unwrap();
+    let target = Store::open_with(dir.path().join("target.redb"), options).unwrap();
+    target.import_dump(&dump).unwrap();
+
+    let reports = reports.lock().unwrap();
+    for task in [
+        "checking records",
+        "copying",
+        "exporting operations",
+        "importing operations",
+    ] {
+        let of_task: Vec<&(String, u64, u64)> =
+            reports.iter().filter(|(name, ..)| name == task).collect();
+        let (_, done, total) = of_task
+            .last()
+            .unwrap_or_else(|| panic!("no report of {task}"));
+        assert_eq!(done, total, "{task}");
+        assert!(*total > 0, "{task}");
+        assert!(
+            of_task.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "{task}: {of_task:?}"
+        );
+    }
+}

@@ -115,7 +115,9 @@ impl Store {
                 .db
                 .begin_read()
                 .map_err(|err| Error::storage("beginning the integrity check", err))?;
-            check_records(&txn)
+            check_records(&txn, &|done, total| {
+                self.report_progress("checking records", done, total);
+            })
         })?;
         report.pages_verified = pages_verified;
         report.repaired = repaired;
@@ -207,8 +209,11 @@ fn open_error(err: redb::TableError) -> Error {
     Error::storage("opening a table to check it", err)
 }
 
-/// Checks every record readable from `txn`.
-fn check_records(txn: &redb::ReadTransaction) -> Result<IntegrityReport> {
+/// Checks every record readable from `txn`, reporting each operation checked to `progress`.
+fn check_records(
+    txn: &redb::ReadTransaction,
+    progress: &dyn Fn(u64, u64),
+) -> Result<IntegrityReport> {
     let mut checker = Checker::new();
     let operations = check_operations(txn, &mut checker)?;
     check_meta(txn, &mut checker, &operations)?;
@@ -216,7 +221,9 @@ fn check_records(txn: &redb::ReadTransaction) -> Result<IntegrityReport> {
     let steps = read_all_steps(txn, &mut checker, &operations)?;
     let mut events = read_all_events(txn, &mut checker, &operations)?;
     let mut counts = read_event_counts(txn, &mut checker, &operations)?;
-    for (id, operation) in &operations {
+    let total = operations.len() as u64;
+    for (done, (id, operation)) in (1..).zip(&operations) {
+        progress(done, total);
         let Some(operation) = operation else { continue };
         let steps = steps.get(id).map_or(&[][..], Vec::as_slice);
         check_steps(&mut checker, operation, steps);

@@ -385,7 +385,9 @@ impl Store {
             let sources = open_sources(&txn)?;
 
             let mut dumped = Vec::new();
-            for id in ids {
+            let total = ids.len() as u64;
+            for (done, id) in (1..).zip(ids) {
+                self.report_progress("exporting operations", done, total);
                 let Some(operation) = tables::read_operation(&operations, id)? else {
                     return Err(tables::missing_operation(&steps, id));
                 };
@@ -477,7 +479,9 @@ impl Store {
 
         let mut steps = 0;
         let mut events = 0;
-        for dumped in &created {
+        let total = created.len() as u64;
+        for (done, dumped) in (1..).zip(&created) {
+            self.report_progress("importing operations", done, total);
             let id = dumped.operation.id;
             let operation = &dumped.operation;
             tables.put_operation(operation)?;

@@ -135,7 +135,9 @@ impl Store {
             let (_gate, txn) = self.begin_write(&context)?;
             let (mut outcome, changed) = {
                 let mut tables = WriteTables::open(&txn)?;
-                let outcome = import_operations(&mut tables, batch, caller, now)?;
+                let progress =
+                    |done, total| self.report_progress("importing operations", done, total);
+                let outcome = import_operations(&mut tables, batch, caller, now, &progress)?;
                 (outcome, tables.changed)
             };
             if commit && changed {
@@ -171,6 +173,7 @@ fn import_operations(
     batch: &ImportBatch,
     caller: &Caller,
     now: Timestamp,
+    progress: &dyn Fn(u64, u64),
 ) -> Result<ImportOutcome> {
     let mut outcome = ImportOutcome {
         committed: false,
@@ -180,7 +183,9 @@ fn import_operations(
         steps_present: 0,
         operations: Vec::with_capacity(batch.operations.len()),
     };
-    for imported in &batch.operations {
+    let total = batch.operations.len() as u64;
+    for (done, imported) in (1..).zip(&batch.operations) {
+        progress(done, total);
         let existing =
             tables::read_operation_id(&tables.by_day, &imported.property, imported.business_date)?;
         let done = match existing {

@@ -69,7 +69,9 @@ impl Store {
         let context = format!("back up to `{}`", to.display());
         let (gate, txn) = self.begin_write(&context)?;
         let started = Instant::now();
-        let copied = copy_synced(&self.path, to);
+        let copied = copy_synced(&self.path, to, &|done, total| {
+            self.report_progress("copying", done, total);
+        });
         let writers_waited = started.elapsed();
         txn.abort()
             .map_err(|err| Error::storage(format!("ending the {context}"), err))?;
@@ -182,14 +184,14 @@ fn file_size(path: &Path) -> Result<u64> {
 }
 
 /// Copies `from` to `to` through a temporary name beside `to`: copy, sync, link into place,
-/// sync the directory. Returns the size of the copy.
-pub(super) fn copy_synced(from: &Path, to: &Path) -> Result<u64> {
+/// sync the directory. Reports the bytes copied to `progress`, and returns the size of the copy.
+pub(super) fn copy_synced(from: &Path, to: &Path, progress: &dyn Fn(u64, u64)) -> Result<u64> {
     let name = to.file_name().map_or_else(
         || "backup.redb".into(),
         |name| name.to_string_lossy().into_owned(),
     );
     let partial = to.with_file_name(format!(".{name}.{}.copying", std::process::id()));
-    let copied = std::fs::copy(from, &partial).and_then(|bytes| {
+    let copied = copy_reporting(from, &partial, progress).and_then(|bytes| {
         std::fs::File::open(&partial)?.sync_all()?;
         // A hard link, unlike a rename, fails when `to` appeared meanwhile, so an existing file
         // is never replaced.
@@ -207,4 +209,28 @@ pub(super) fn copy_synced(from: &Path, to: &Path) -> Result<u64> {
         path: to.to_owned(),
         source,
     })
+}
+
+/// Copies `from` into a new file `to` in chunks of 1 MiB, reporting the bytes copied after each.
+fn copy_reporting(from: &Path, to: &Path, progress: &dyn Fn(u64, u64)) -> std::io::Result<u64> {
+    use std::io::{Read as _, Write as _};
+
+    let mut source = std::fs::File::open(from)?;
+    let total = source.metadata()?.len();
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let mut buffer = vec![0_u8; 1 << 20];
+    let mut copied = 0_u64;
+    loop {
+        let read = source.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        target.write_all(&buffer[..read])?;
+        copied += read as u64;
+        progress(copied, total);
+    }
+    Ok(copied)
 }

@@ -127,7 +127,7 @@ fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
                 .to_string(),
             expected: "a free name: 1000 backups of this file exist; move old ones away".into(),
         })?;
-    super::maintenance::copy_synced(path, &backup)?;
+    super::maintenance::copy_synced(path, &backup, &|_, _| {})?;
     Ok(backup)
 }
 

@@ -97,6 +97,7 @@ pub struct StoreOptions {
     pub(crate) group_commit: bool,
     pub(crate) write_timeout: std::time::Duration,
     pub(crate) read_only: bool,
+    pub(crate) progress: Option<ProgressSink>,
     /// Lets a read-write open accept an older format; set only by [`Store::migrate`].
     pub(crate) migrating: bool,
 }
@@ -123,6 +124,7 @@ impl StoreOptions {
             group_commit: true,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             read_only: false,
+            progress: None,
             migrating: false,
         }
     }
@@ -190,6 +192,50 @@ impl StoreOptions {
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> StoreOptions {
         self.clock = clock;
         self
+    }
+
+    /// Sets a function that long tasks report their progress to (default: none): the integrity
+    /// check, a backup, an export, and the imports of a dump or a CSV batch. It is called from
+    /// the thread that runs the task, often, so it should be quick; `eod` draws a progress bar
+    /// with it.
+    pub fn progress(
+        mut self,
+        report: impl Fn(TaskProgress<'_>) + Send + Sync + 'static,
+    ) -> StoreOptions {
+        self.progress = Some(ProgressSink(Arc::new(report)));
+        self
+    }
+}
+
+/// How far a long task has come, as [`StoreOptions::progress`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskProgress<'a> {
+    /// The task, such as `checking records` or `copying`.
+    pub task: &'a str,
+    /// The units done so far: records, operations or bytes, as the task counts them.
+    pub done: u64,
+    /// The units in all, or 0 when the task cannot tell in advance.
+    pub total: u64,
+}
+
+/// The function behind [`StoreOptions::progress`].
+#[derive(Clone)]
+pub(crate) struct ProgressSink(Arc<dyn Fn(TaskProgress<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+impl Store {
+    /// Reports the progress of a long task to the function of [`StoreOptions::progress`], if
+    /// any.
+    pub(crate) fn report_progress(&self, task: &str, done: u64, total: u64) {
+        if let Some(ProgressSink(report)) = &self.options.progress {
+            report(TaskProgress { task, done, total });
+        }
     }
 }
 

@@ -6,7 +6,7 @@ mod maintenance;
 mod report;
 mod run;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
 use eodstore::{
@@ -348,6 +348,41 @@ fn opened_line(id: OperationId, created: bool, seeded: usize) -> String {
         format!("opened operation {id}, which existed, and seeded {seeded} missing steps")
     } else {
         format!("operation {id} already exists")
+    }
+}
+
+/// A progress bar on stderr for a long command, drawn only when stderr is a terminal; it clears
+/// itself when dropped.
+pub(crate) struct ProgressBar(Option<indicatif::ProgressBar>);
+
+impl ProgressBar {
+    /// Adds a progress bar to `options` when stderr is a terminal, and returns both.
+    pub(crate) fn attach(options: StoreOptions) -> (StoreOptions, ProgressBar) {
+        if !io::stderr().is_terminal() {
+            return (options, ProgressBar(None));
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{wide_bar}] {pos}/{len} ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let drawn = bar.clone();
+        let options = options.progress(move |progress| {
+            drawn.set_length(progress.total);
+            drawn.set_position(progress.done);
+            if drawn.message() != progress.task {
+                drawn.set_message(progress.task.to_owned());
+            }
+        });
+        (options, ProgressBar(Some(bar)))
+    }
+}
+
+impl Drop for ProgressBar {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use eodstore::{
 };
 use serde::Serialize;
 
-use super::{CliError, CliResult, Outcome, open_read_only, print};
+use super::{CliError, CliResult, Outcome, print};
 use crate::cli::{ExportArgs, ExportFormat};
 
 /// The largest dump file `eod import --dump` reads, 1 GiB. The whole dump is parsed in memory
@@ -63,8 +63,10 @@ pub(super) fn export(db: &Path, json: bool, args: &ExportArgs) -> CliResult {
         filter = filter.operation(OperationId(id));
     }
 
-    let store = open_read_only(db)?;
+    let (options, bar) = super::ProgressBar::attach(StoreOptions::new().read_only(true));
+    let store = Store::open_with(db, options)?;
     let dump = store.export(&filter)?;
+    drop(bar);
     if dump.operations.is_empty() {
         eprintln!("no operations match; the export is empty");
     }
@@ -138,8 +140,10 @@ pub(super) fn import_dump(db: &Path, json: bool, path: &Path) -> CliResult {
     let dump = Dump::from_json(&bytes).map_err(rejected)?;
     dump.check().map_err(rejected)?;
 
-    let store = Store::open_with(db, StoreOptions::new().create(true))?;
+    let (options, bar) = super::ProgressBar::attach(StoreOptions::new().create(true));
+    let store = Store::open_with(db, options)?;
     let import = store.import_dump(&dump).map_err(rejected)?;
+    drop(bar);
     let out = ImportOut {
         path: db,
         dump: path,

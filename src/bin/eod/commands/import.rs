@@ -74,7 +74,10 @@ fn import_csv(db: &Path, json: bool, csv: &Path, args: &ImportArgs) -> CliResult
     let outcome = if args.dry_run {
         dry_run(db, &batch, &caller)?
     } else {
-        Store::open_with(db, StoreOptions::new().create(true))?.import_batch(&batch, &caller)?
+        let (options, bar) = super::ProgressBar::attach(StoreOptions::new().create(true));
+        let outcome = Store::open_with(db, options)?.import_batch(&batch, &caller)?;
+        drop(bar);
+        outcome
     };
 
     let report = &batch.report;

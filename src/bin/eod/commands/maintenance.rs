@@ -6,7 +6,7 @@ use std::path::Path;
 use eodstore::{Backup, Compaction, Error, IntegrityReport, Migration, Store, StoreOptions};
 use serde::Serialize;
 
-use super::{CliError, CliResult, Outcome, print};
+use super::{CliError, CliResult, Outcome, ProgressBar, print};
 
 /// `eod check --json` output: the report with the file and a verdict.
 #[derive(Serialize)]
@@ -68,18 +68,20 @@ pub(super) fn check(db: &Path, json: bool) -> CliResult {
 fn check_file(db: &Path, json: bool) -> CliResult {
     // A file of an older format cannot be opened for writing, which redb's page check needs, so
     // its records are checked on a read-only open.
-    let mut store = match Store::open(db) {
+    let (options, bar) = ProgressBar::attach(StoreOptions::new());
+    let mut store = match Store::open_with(db, options.clone()) {
         Err(Error::OlderFormat { found, current, .. }) => {
             eprintln!(
                 "`{}` has format {found}, so its pages are not verified; `eod migrate` it to format \
                  {current} for the full check",
                 db.display()
             );
-            Store::open_with(db, StoreOptions::new().read_only(true))?
+            Store::open_with(db, options.read_only(true))?
         }
         opened => opened?,
     };
     let report = store.check_integrity()?;
+    drop(bar);
     let out = CheckOut {
         path: db,
         healthy: report.is_clean(),
@@ -161,8 +163,10 @@ struct BackupOut<'a> {
 }
 
 pub(super) fn backup(db: &Path, json: bool, to: &Path) -> CliResult {
-    let store = Store::open(db)?;
+    let (options, bar) = ProgressBar::attach(StoreOptions::new());
+    let store = Store::open_with(db, options)?;
     let backup = store.backup(to)?;
+    drop(bar);
     let out = BackupOut {
         from: db,
         backup: &backup,
