@@ -378,6 +378,24 @@ impl ProgressBar {
     }
 }
 
+impl ProgressBar {
+    /// Shows a spinner with `message` and the time elapsed, for a task that cannot report how
+    /// far it has come, when stderr is a terminal.
+    pub(crate) fn spinner(message: &'static str) -> ProgressBar {
+        if !io::stderr().is_terminal() {
+            return ProgressBar(None);
+        }
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        spinner.set_message(message);
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        ProgressBar(Some(spinner))
+    }
+}
+
 impl Drop for ProgressBar {
     fn drop(&mut self) {
         if let Some(bar) = &self.0 {

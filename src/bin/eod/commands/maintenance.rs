@@ -194,7 +194,9 @@ struct CompactOut<'a> {
 
 pub(super) fn compact(db: &Path, json: bool) -> CliResult {
     let mut store = Store::open(db)?;
+    let spinner = ProgressBar::spinner("compacting");
     let compaction = store.compact()?;
+    drop(spinner);
     let out = CompactOut {
         path: db,
         compaction: &compaction,
