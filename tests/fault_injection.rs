@@ -1767,7 +1767,7 @@ fn lying_images() -> Vec<(String, Vec<u8>)> {
 }
 
 /// Opening a damaged file must return an error, never panic. The open reads the format version
-/// with redb 5.0.0's `ReadTransaction::list_tables`, which panics on some damaged table trees; in
+/// with redb 5.0.0's `ReadTransaction::list_tables`, which panics on some damaged table trees. In
 /// the multi-writer mode redb's recovering open loads the recorded allocator state without
 /// verifying the last commit's pages, so that read is the first to meet the damage. A release
 /// build is needed to reach it: in a debug build, redb's debug assertions panic earlier.
@@ -1797,8 +1797,8 @@ fn damaged_file_open_returns_error() {
     assert!(failures.is_empty(), "opens that panicked: {failures:#?}");
 }
 
-/// Every I/O call and every sync of the scenario, in both concurrency modes. Run it in a release
-/// build, as the module's documentation shows.
+/// Fails every I/O call and cuts the power at every sync of the scenario, in both concurrency
+/// modes. Run it in a release build, as the module's documentation shows.
 #[test]
 #[ignore = "exhaustive; run with --release --test fault_injection exhaustive -- --ignored"]
 fn exhaustive() {

@@ -463,9 +463,9 @@ fn read_all_steps(
 pub(crate) const MAX_OPERATION_ID: u64 = 1 << 62;
 
 /// Checks the texts and fields of a stored operation and its steps against the rules that every
-/// write applies: the plan rules of [`Plan::new`](crate::Plan::new) for its steps, the text
-/// limits for the property and actors, the id range, and a claim only on a running step. Returns
-/// the first broken rule.
+/// write applies. Its steps must pass the plan rules of [`Plan::new`](crate::Plan::new), the
+/// property and actors the text limits, and its id the id range, and only a running step may
+/// have a claim. Returns the first broken rule.
 pub(crate) fn check_content(
     operation: &Operation,
     steps: &[Step],
@@ -608,8 +608,8 @@ fn read_event_counts(
     Ok(Some(counts))
 }
 
-/// Reads every event, grouped by operation; events of operations that do not exist are
-/// problems, since an event key with a damaged operation id lands there.
+/// Reads every event, grouped by operation. Events of operations that do not exist are
+/// problems, because an event key with a damaged operation id lands there.
 fn read_all_events(
     txn: &redb::ReadTransaction,
     checker: &mut Checker,

@@ -222,7 +222,7 @@ fn step_retry(db: &Path, json: bool, args: &StepArgs) -> CliResult {
     print_changed(json, &step)
 }
 
-/// The longest lease that `--lease-secs` accepts: 7 days, the library's limit.
+/// The maximum lease that `--lease-secs` accepts: 7 days, the library's limit.
 const MAX_LEASE_SECS: u32 = 7 * 24 * 60 * 60;
 
 /// Converts `--lease-secs` to a lease, rejecting 0 and values over 7 days with an error that
