@@ -396,16 +396,7 @@ impl Store {
                 }
                 let steps = tables::read_steps(&steps, id)?;
                 tables::check_plan_steps(&operation, &steps)?;
-                let events = tables::read_events(&events, id, 0, usize::MAX)?;
-                let count = tables::read_event_count(&txn, id)?;
-                tables::check_event_count(id, count, 0, events.len(), usize::MAX)?;
-                if let Some(problem) = super::check::replay_trail(&operation, &steps, &events) {
-                    return Err(Error::Decode {
-                        table: "events",
-                        key: format!("({id}, ..)"),
-                        detail: format!("{problem}, so a key is damaged; run `eod check`"),
-                    });
-                }
+                let events = super::query::read_trail(&txn, &events, &operation, &steps)?;
                 let source_id = match &sources {
                     Some(sources) => read_source(sources, id)?,
                     None => None,

@@ -47,7 +47,7 @@ impl Store {
     /// The copy is taken while this call holds the store's write lock, so no commit can change
     /// the file meanwhile. Writers of every process wait for the copy (see
     /// [`Backup::writers_waited`]), and readers do not wait. The copy is written under a
-    /// temporary name beside `to`, synced, and renamed into place, so `to` never holds a
+    /// temporary name beside `to`, synced, and linked into place, so `to` never contains a
     /// partial copy. It opens like the original, after redb's quick recovery of a file that
     /// was open when it was copied, and passes [`Store::check_integrity`].
     ///

@@ -103,19 +103,12 @@ impl Store {
         self.guarded("reading the store", || {
             let txn = self.snapshot()?;
             let view = read_view(&txn, id)?;
-            let events = tables::read_events(&open(&txn, tables::EVENTS)?, id, 0, usize::MAX)?;
-            let count = tables::read_event_count(&txn, id)?;
-            tables::check_event_count(id, count, 0, events.len(), usize::MAX)?;
-            // A whole trail must replay to the steps; a trail cut short by a damaged key may not.
-            if let Some(problem) = super::check::replay_trail(&view.operation, &view.steps, &events)
-            {
-                return Err(Error::Decode {
-                    table: "events",
-                    key: format!("({id}, ..)"),
-                    detail: format!("{problem}, so a key is damaged; run `eod check`"),
-                });
-            }
-            Ok(events)
+            read_trail(
+                &txn,
+                &open(&txn, tables::EVENTS)?,
+                &view.operation,
+                &view.steps,
+            )
         })
     }
 
@@ -170,6 +163,28 @@ impl Store {
             Ok(result)
         })
     }
+}
+
+/// Reads the whole audit trail of `operation` from the snapshot `txn`, checked against its
+/// recorded length and replayed to its `steps`, which a trail cut short by a damaged key fails.
+pub(super) fn read_trail(
+    txn: &redb::ReadTransaction,
+    events: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    operation: &Operation,
+    steps: &[Step],
+) -> Result<Vec<Event>> {
+    let id = operation.id;
+    let trail = tables::read_events(events, id, 0, usize::MAX)?;
+    let count = tables::read_event_count(txn, id)?;
+    tables::check_event_count(id, count, 0, trail.len(), usize::MAX)?;
+    if let Some(problem) = super::check::replay_trail(operation, steps, &trail) {
+        return Err(Error::Decode {
+            table: "events",
+            key: format!("({id}, ..)"),
+            detail: format!("{problem}, so a key is damaged; run `eod check`"),
+        });
+    }
+    Ok(trail)
 }
 
 /// Reads an operation and its steps from the snapshot `txn`.
