@@ -430,7 +430,7 @@ fn quoted_list(ids: &[String]) -> String {
     }
 }
 
-/// The most items of a list that an event message names; the rest are counted. A file may
+/// The maximum number of items of a list that an event message names. The rest are counted. A file may
 /// repeat one step on any number of lines, and an event record must stay small.
 const MAX_LISTED: usize = 20;
 

@@ -31,7 +31,7 @@ impl Store {
     ///
     /// The copy goes next to the file as `NAME.formatN.bak` (with a number added if that name
     /// is taken). It is written under a temporary name, synced and linked into place, so the backup name
-    /// never holds a partial copy. The copy is taken inside the migration's write transaction,
+    /// never contains a partial copy. The copy is taken inside the migration's write transaction,
     /// so no other process can commit between the copy and the migration. It contains every old
     /// record, though redb's header in it may differ from the original's, because redb has the
     /// file open while it is copied. Every record is then decoded in its old format, encoded in
@@ -66,8 +66,8 @@ impl Store {
                     .get(FORMAT_KEY)
                     .map_err(|err| Error::storage("reading the format version", err))?
                     .map_or(FORMAT_VERSION, |guard| guard.value());
-                // A current file may still hold old records, written by an older program that
-                // had the file open while it was migrated; they are rewritten too.
+                // A current file may still contain old records, because an older program that
+                // had the file open while it was migrated can write them. They are rewritten too.
                 let outdated = outdated_records(tables)?;
                 if from == FORMAT_VERSION && outdated == 0 {
                     return Ok(Migration {
@@ -103,7 +103,7 @@ impl Store {
 
 /// Copies the file at `path` to a free `NAME.formatN.bak` name beside it. The copy is written
 /// under a temporary name, synced, linked into place and its directory synced, so that the
-/// backup name never holds a partial copy, even after a crash.
+/// backup name never contains a partial copy, even after a crash.
 fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
     let name = path.file_name().map_or_else(
         || "eod.redb".into(),

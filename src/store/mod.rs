@@ -430,7 +430,7 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let begin_error = |err| Error::storage(format!("beginning a write to {context}"), err);
         // A store asked to be read-only may still have a read-write handle, when redb had to
-        // recover the file first; it rejects writes all the same.
+        // recover the file first. It rejects writes all the same.
         let Database::ReadWrite(db) = &self.db else {
             return Err(read_only_error(context));
         };

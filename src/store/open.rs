@@ -85,8 +85,8 @@ impl Store {
         }
         if len > 0 && options.create && !options.read_only {
             // redb writes its signature last when it initializes storage, so storage that is
-            // not empty but starts with zeros is a creation cut off by a failure: it holds no
-            // data, and creating it again is safe.
+            // not empty but starts with zeros is a creation cut off by a failure. It contains no
+            // data, so creating it again is safe.
             let mut head = [0_u8; REDB_MAGIC.len()];
             let cut_off = len < head.len() as u64
                 || (backend
@@ -276,7 +276,7 @@ pub(super) fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result
 
 /// Returns a redb builder for `mode` that logs a recovery. After an unclean shutdown, redb's
 /// read-write open verifies the checksums of the last commit's pages, falls back to the commit
-/// before it if they fail, and rebuilds its allocator state; a clean open skips that work.
+/// before it if they fail, and rebuilds its allocator state. A clean open skips that work.
 fn redb_builder(mode: ConcurrencyMode) -> redb::Builder {
     let mut builder = redb::Builder::new();
     let logged = std::cell::Cell::new(false);

@@ -241,8 +241,8 @@ fn lease_from_secs(secs: u32) -> Result<SignedDuration, Error> {
 }
 
 /// Reads an input file of at most `max_bytes`. The file's type and size are checked before it
-/// is opened, so a FIFO, a device or an oversized file is rejected without being read;
-/// `split_hint` says what to do with a file that is too large.
+/// is opened, so a FIFO, a device or an oversized file is rejected without being read.
+/// `split_hint` tells the user what to do with a file that is too large.
 fn read_input_file(
     path: &Path,
     what: &'static str,
