@@ -274,9 +274,11 @@ pub(super) fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result
     Ok(Some(version.value()))
 }
 
-/// Returns a redb builder for `mode` that logs a recovery. After an unclean shutdown, redb's
-/// read-write open verifies the checksums of the last commit's pages, falls back to the commit
-/// before it if they fail, and rebuilds its allocator state. A clean open skips that work.
+/// Returns a redb builder for `mode` that logs a recovery. After an unclean shutdown in the
+/// exclusive-writer mode, redb's read-write open verifies the checksums of the last commit's
+/// pages, falls back to the commit before it if they fail, and rebuilds its allocator state. In
+/// the shared modes every commit records the allocator state, so the open loads it instead and
+/// does not verify those pages (`eod check` does). A clean open skips that work.
 fn redb_builder(mode: ConcurrencyMode) -> redb::Builder {
     let mut builder = redb::Builder::new();
     let logged = std::cell::Cell::new(false);
