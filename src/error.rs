@@ -226,6 +226,58 @@ pub enum Error {
         lease_until: jiff::Timestamp,
     },
 
+    /// The operation's date is not the property's current business date, and no override was
+    /// given. Rejected.
+    #[error(
+        "the operation of property `{property}` is for {date}, but the property's business date is {current}: {problem}"
+    )]
+    NotBusinessDate {
+        /// The property.
+        property: String,
+        /// The operation's business date.
+        date: jiff::civil::Date,
+        /// The property's current business date.
+        current: jiff::civil::Date,
+        /// Why, and what to do: run the current date first, or give an override.
+        problem: String,
+    },
+
+    /// Another operation of the property has started and not finished; at most one may be in
+    /// progress per property. Rejected.
+    #[error(
+        "the operation of property `{property}` for {date} cannot start: operation {active} (business date {active_date}) started at {since} by `{by}` and has not finished; finish it, or release it with `eod release --operation {active} --reason TEXT` (`Store::release_operation`) if its terminal is gone"
+    )]
+    PropertyBusy {
+        /// The property.
+        property: String,
+        /// The business date of the operation that was asked to start.
+        date: jiff::civil::Date,
+        /// The operation in progress.
+        active: OperationId,
+        /// Its business date.
+        active_date: jiff::civil::Date,
+        /// Who started it.
+        by: String,
+        /// When it started.
+        since: jiff::Timestamp,
+    },
+
+    /// A runner is already running the operation. Rejected; the caller that got it lost the
+    /// race and should not run the operation too.
+    #[error(
+        "operation {operation} ({date}) is already running: {holder} started running it at {since}; wait for it to finish, or run it again after that runner is gone"
+    )]
+    AlreadyRunning {
+        /// The operation.
+        operation: OperationId,
+        /// Its business date.
+        date: jiff::civil::Date,
+        /// Who runs it, with the process where known.
+        holder: String,
+        /// When that run started.
+        since: jiff::Timestamp,
+    },
+
     /// The step is running under a live claim held by someone else. Rejected.
     #[error(
         "step {order} of operation {operation} is already running, claimed by {holder} until {lease_until}; wait for it, or take it over after the lease ends"

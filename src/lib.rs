@@ -52,6 +52,8 @@
 //!     required: true,
 //!     command: None,
 //!     timeout_seconds: None,
+//!     schedule: None,
+//!     retry: None,
 //! }])?;
 //! let err = store.open_operation("grand-hotel", date, &short, &Caller::new("ayşe")).unwrap_err();
 //! assert!(matches!(err, Error::PlanConflict { .. }));
@@ -71,12 +73,35 @@
 //! | `requests` | request id | the call it answered and its response, for [`Caller::request_id`] |
 //! | `event_counts` | operation id | the length of its event trail, which reads compare with the trail they find |
 //! | `sources` | operation id | the operation ids of the system it was imported from, one per line |
+//! | `properties` | property | its [`PropertyState`]: current business date, operation in progress and its runner |
+//! | `changes` | change number | `(operation id, event seq)`: every event in commit order, for [`Store::changes_after`] |
+//!
+//! The application may keep tables of its own in the same file, written in the transaction
+//! that completes a step ([`Store::complete_step_with`], [`runner::Runner::handler_with_effects`])
+//! and read with [`Store::read_app`]; their names must differ from the ones above.
 //!
 //! Values are encoded by one module, behind a record-format byte, so the encoding can change
 //! without touching callers. Every rule (plan identity, step order, claims) is checked inside
 //! the write transaction that applies the change, and every change appends its audit event in
 //! the same transaction. See [`Store`] for durability and concurrency, and
 //! [`runner::Runner`] for running a plan with a handler per step.
+//!
+//! # Around the steps
+//!
+//! - **Exactly-once side effects**: a step's writes to the application's own tables commit in
+//!   the transaction that completes it ([`Store::complete_step_with`]); effects outside the
+//!   file use [`idempotency_key`].
+//! - **Retries**: a plan step's [`RetryPolicy`] tells the runner how often and how long apart to
+//!   retry it; every attempt stays in the step's audit trail.
+//! - **Business dates**: [`Store::set_business_date`] and the `roll_business_date` step
+//!   ([`ROLL_STEP`]) keep each property's current business date; starting another date needs
+//!   [`Caller::override_business_date`]; [`runner::Runner::run_until`] catches up missed dates;
+//!   a property has at most one operation in progress ([`Store::release_operation`] frees an
+//!   abandoned one), and one runner at a time runs an operation.
+//! - **Schedules**: a plan step's [`Schedule`] runs it on given weekdays or days of the month;
+//!   on other dates it is seeded as skipped, "not scheduled".
+//! - **Notifications**: [`Store::subscribe`] calls a function after each commit, in commit
+//!   order; [`Store::changes_after`] follows the changes of every process on the file.
 //!
 //! The library logs through `tracing` (debug for opens, seeds and transitions, warn for
 //! takeovers and failed lease renewals) and never prints.
@@ -90,6 +115,7 @@ pub mod model;
 pub mod plan;
 pub mod process;
 pub mod runner;
+pub mod schedule;
 mod store;
 
 /// The redb version this crate is built on, for [`Store::open_with_backend`] and its
@@ -99,10 +125,15 @@ pub use redb;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCategory, Result, shell_word};
 pub use model::{
-    Claim, Event, EventKind, Operation, OperationId, OperationStatus, PlanIdentityStep, ProcessRef,
-    Step, StepStatus, parse_business_date,
+    ActiveOperation, Claim, Event, EventKind, Operation, OperationId, OperationStatus,
+    PlanIdentityStep, ProcessRef, PropertyState, RunClaim, Step, StepStatus, idempotency_key,
+    parse_business_date,
 };
 pub use plan::{Plan, PlanStep};
+pub use schedule::{NOT_SCHEDULED, RetryPolicy, Schedule};
+pub use store::{
+    AppSnapshot, Change, NOTIFICATION_QUEUE, Notification, ROLL_STEP, SideEffects, Subscription,
+};
 pub use store::{
     Backup, Caller, Compaction, ConcurrencyMode, DEFAULT_LEASE, DEFAULT_OPEN_TIMEOUT,
     DEFAULT_WRITE_TIMEOUT, Durability, FORMAT_VERSION, IntegrityProblem, IntegrityReport,

@@ -53,6 +53,22 @@ pub fn parse_business_date(text: &str) -> Result<Date> {
     })
 }
 
+/// Returns the idempotency key of one attempt of a step, for side effects outside the store
+/// (a payment gateway, a file): `eod:PROPERTY:DATE:OPERATION:ORDER:ATTEMPT`, such as
+/// `eod:grand-hotel:2026-12-04:12:5:1`.
+///
+/// The key is the same for every call within one attempt and different for each attempt, so a
+/// service that deduplicates by key applies one attempt's request once. A new attempt (a retry,
+/// or a takeover after a crash) gets a new key: before it repeats a request, a handler asks the
+/// service about the keys of the earlier attempts (attempt numbers 1 to `attempt - 1`), because
+/// a crashed attempt may have reached the service before the crash.
+pub fn idempotency_key(operation: &Operation, order: u32, attempt: u32) -> String {
+    format!(
+        "eod:{}:{}:{}:{order}:{attempt}",
+        operation.property, operation.business_date, operation.id
+    )
+}
+
 /// The state of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,8 +113,9 @@ impl fmt::Display for StepStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationStatus {
-    /// No step has changed yet: every step is pending and none has been started. Skipping a
-    /// step makes the operation [`OperationStatus::Running`].
+    /// No step has changed yet: every step is pending and none has been started, apart from
+    /// steps skipped at seeding because they were not scheduled for the date. Skipping a step
+    /// by hand makes the operation [`OperationStatus::Running`].
     Open,
     /// Some step has started or been skipped and the operation is not finished, including a
     /// run paused at a manual step.
@@ -119,10 +136,12 @@ impl OperationStatus {
             .any(|step| step.required && step.status == StepStatus::Failed)
         {
             OperationStatus::Failed
-        } else if steps
-            .iter()
-            .all(|step| step.status == StepStatus::Pending && step.attempts == 0)
-        {
+        } else if steps.iter().all(|step| {
+            step.attempts == 0
+                && (step.status == StepStatus::Pending
+                    || (step.status == StepStatus::Skipped
+                        && step.last_error.as_deref() == Some(crate::schedule::NOT_SCHEDULED)))
+        }) {
             OperationStatus::Open
         } else {
             OperationStatus::Running
@@ -181,6 +200,27 @@ pub struct Operation {
     pub finished_at: Option<Timestamp>,
 }
 
+impl Operation {
+    /// Returns the fingerprint of the operation's plan identity: 8 hexadecimal digits of the
+    /// CRC-32 of its orders, codes and required flags. Two operations seeded with plans of the
+    /// same identity have the same fingerprint, whatever their display names; `eod status`
+    /// shows it, so that an operator can tell which version of a plan an operation has.
+    pub fn plan_fingerprint(&self) -> String {
+        plan_fingerprint(&self.plan_identity)
+    }
+}
+
+/// Returns the fingerprint of a plan identity, as [`Operation::plan_fingerprint`] does.
+pub fn plan_fingerprint(identity: &[PlanIdentityStep]) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    for step in identity {
+        hasher.update(&step.order.to_le_bytes());
+        hasher.update(step.code.as_bytes());
+        hasher.update(&[0, u8::from(step.required)]);
+    }
+    format!("{:08x}", hasher.finalize())
+}
+
 /// The process that holds a claim, recorded so that a claim of a process that no longer exists
 /// can be taken over at once instead of after its lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +277,48 @@ pub struct Step {
     pub claim: Option<Claim>,
 }
 
+/// What the store knows about one property (hotel): its current business date and the
+/// operation in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyState {
+    /// The property.
+    pub property: String,
+    /// The current business date: the day whose night audit runs next. `None` until it is set
+    /// by hand or by a business-date roll; a property without one is not gated.
+    pub business_date: Option<Date>,
+    /// How the business date got its value, such as ``set by `ayşe` `` or `rolled by operation
+    /// 12`.
+    pub date_source: Option<String>,
+    /// When the business date last changed.
+    pub date_changed_at: Option<Timestamp>,
+    /// The operation that has started and not finished, if any; at most one per property.
+    pub active: Option<ActiveOperation>,
+}
+
+/// The operation in progress at a property.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveOperation {
+    /// The operation.
+    pub operation: OperationId,
+    /// Its business date.
+    pub business_date: Date,
+    /// When it started (its first step started or was skipped, or a runner began it).
+    pub started_at: Timestamp,
+    /// Who started it.
+    pub started_by: String,
+    /// The runner running it now, if any.
+    pub runner: Option<RunClaim>,
+}
+
+/// A runner's claim on an operation: while it is live, no other runner runs the operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunClaim {
+    /// The claim: its token, actor, process and lease.
+    pub claim: Claim,
+    /// When the run began.
+    pub since: Timestamp,
+}
+
 /// The kind of change an audit event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,6 +347,20 @@ pub enum EventKind {
     /// moves it from pending to its imported status, and counts one attempt when that status
     /// is running, completed or failed.
     Imported,
+    /// A runner began running the operation; the message names it and any runner it took over
+    /// from.
+    RunStarted,
+    /// A runner stopped running the operation; the message says how the run ended.
+    RunEnded,
+    /// The operation started although its date is not the property's business date, by an
+    /// override whose reason is the message.
+    DateOverride,
+    /// The operation's business-date roll advanced the property's business date; the message
+    /// gives the new date.
+    DateRolled,
+    /// An operator released the operation, so that it no longer blocks the property's other
+    /// operations; the message gives the reason.
+    Released,
 }
 
 impl EventKind {
@@ -282,6 +378,11 @@ impl EventKind {
             EventKind::Retried => "retried",
             EventKind::OperationFinished => "operation_finished",
             EventKind::Imported => "imported",
+            EventKind::RunStarted => "run_started",
+            EventKind::RunEnded => "run_ended",
+            EventKind::DateOverride => "date_override",
+            EventKind::DateRolled => "date_rolled",
+            EventKind::Released => "released",
         }
     }
 }

@@ -12,12 +12,17 @@
 //! command = "./checks.sh"        # optional: `eod run` runs it through `sh -c`
 //! timeout_seconds = 600          # optional: `eod run` stops the command after this long
 //!
+//! retry = { max_attempts = 3, delay_seconds = 300, backoff = 2.0 }   # optional
+//!
 //! [[steps]]
 //! order = 2
 //! code = "reports"
 //! name = "Raporlar"
 //! required = false               # optional, default true
+//! schedule = { weekdays = ["mon", "thu"] }   # optional, default every day
 //! ```
+//!
+//! See [`crate::schedule`] for schedules and retry policies.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -27,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::PlanIdentityStep;
+use crate::schedule::{RetryPolicy, Schedule};
 
 /// The maximum length of a step code, in bytes.
 pub const MAX_CODE_LEN: usize = 64;
@@ -57,6 +63,13 @@ pub struct PlanStep {
     /// How long `eod run` lets the command run before stopping it and failing the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// The days the step is due; `None` is every day. On other dates it is seeded as skipped
+    /// with the reason [`NOT_SCHEDULED`](crate::schedule::NOT_SCHEDULED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// How the runner retries the step after a failure; `None` is one attempt per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
 }
 
 fn default_required() -> bool {
@@ -132,6 +145,8 @@ impl Plan {
                 required,
                 command: None,
                 timeout_seconds: None,
+                schedule: None,
+                retry: None,
             })
             .collect();
         Plan {
@@ -217,6 +232,13 @@ impl Plan {
     /// Returns the step with this code.
     pub fn step(&self, code: &str) -> Option<&PlanStep> {
         self.steps.iter().find(|step| step.code == code)
+    }
+
+    /// Returns the fingerprint of the plan's identity, as
+    /// [`Operation::plan_fingerprint`](crate::Operation::plan_fingerprint) gives it for the
+    /// operations seeded with it.
+    pub fn fingerprint(&self) -> String {
+        crate::model::plan_fingerprint(&self.identity())
     }
 
     /// Returns what identifies the plan to an operation: orders, codes and required flags.
@@ -400,6 +422,8 @@ mod tests {
             required: true,
             command: None,
             timeout_seconds: None,
+            schedule: None,
+            retry: None,
         }
     }
 

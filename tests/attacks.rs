@@ -86,6 +86,8 @@ fn plan_step(order: u32, code: String) -> PlanStep {
         required: true,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     }
 }
 
@@ -297,8 +299,17 @@ fn cli_start_race_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("eod.redb");
     for round in 1..=10 {
+        // A property per round: each round leaves its operation in progress, and a property
+        // has at most one operation in progress.
         let date = format!("2026-11-{round:02}");
-        let opened = json(&run(&db, &["--json", "open", "--date", &date]), "open");
+        let property = format!("hotel-{round}");
+        let opened = json(
+            &run(
+                &db,
+                &["--json", "open", "--property", &property, "--date", &date],
+            ),
+            "open",
+        );
         let id = opened["operation"]["id"].as_u64().unwrap().to_string();
         let children: Vec<Child> = (0..PROCESSES)
             .map(|index| {

@@ -743,6 +743,8 @@ fn plan_step(order: u32, code: &str, name: &str) -> PlanStep {
         required: true,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     }
 }
 

@@ -39,6 +39,8 @@ fn turkish_plan() -> Plan {
         required,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     })
     .collect();
     Plan::new("gece denetimi", steps).expect("valid Turkish plan")

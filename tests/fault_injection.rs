@@ -124,6 +124,8 @@ fn small_plan() -> Plan {
         required,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     };
     Plan::new(
         "kucuk-otel",

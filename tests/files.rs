@@ -109,7 +109,7 @@ fn newer_format_rejected() {
     assert_eq!(
         err.to_string(),
         format!(
-            "`{}` has eodstore format version 99, but this build reads versions up to 2: upgrade eodstore to open it",
+            "`{}` has eodstore format version 99, but this build reads versions up to 3: upgrade eodstore to open it",
             path.display()
         )
     );

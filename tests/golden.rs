@@ -12,17 +12,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use eodstore::{
-    Caller, Error, EventKind, ManualClock, OperationStatus, Plan, PlanStep, StepStatus, Store,
-    StoreOptions,
+    Caller, DumpFilter, Error, EventKind, ManualClock, OperationStatus, Plan, PlanStep, StepStatus,
+    Store, StoreOptions,
 };
 use jiff::SignedDuration;
 use redb::{ReadableDatabase, TableHandle};
 
 /// The golden stores, one per store format, oldest first.
-const GOLDEN_STORES: [&str; 2] = ["format1.redb", "format2.redb"];
+const GOLDEN_STORES: [&str; 3] = ["format1.redb", "format2.redb", "format3.redb"];
 
 /// The golden store of the format this build writes.
 const NEWEST_GOLDEN: &str = GOLDEN_STORES[GOLDEN_STORES.len() - 1];
+
+/// The golden stores written before format 3 added business dates.
+const WITHOUT_BUSINESS_DATES: [&str; 2] = ["format1.redb", "format2.redb"];
 
 /// The names of the Turkish plan's steps, which must come back byte for byte.
 const TURKISH_STEPS: [(&str, &str); 4] = [
@@ -48,6 +51,8 @@ fn turkish_plan() -> Plan {
             required: code != "cikis_kontrolu",
             command: None,
             timeout_seconds: None,
+            schedule: None,
+            retry: None,
         })
         .collect();
     Plan::new("gece denetimi", steps).expect("valid Turkish plan")
@@ -55,6 +60,10 @@ fn turkish_plan() -> Plan {
 
 /// Writes the golden content into a new store at `path`: a finished standard night, a night with
 /// a failure, a retry and a takeover, and a Turkish plan reached through request ids.
+///
+/// Since format 3 it also sets business dates, which the older golden files lack. `grand`
+/// starts from a business date set by hand, and its finished night rolls that date forward. The
+/// Turkish property's date is set through a request id.
 fn write_golden_store(path: &Path) {
     let clock = Arc::new(ManualClock::new(
         "2026-12-02T22:00:00Z".parse().expect("valid timestamp"),
@@ -64,6 +73,9 @@ fn write_golden_store(path: &Path) {
     let ayse = Caller::new("ayşe");
     let minute = SignedDuration::from_mins(1);
 
+    store
+        .set_business_date("grand", common::date("2026-12-02"), &ayse)
+        .expect("set the business date of grand");
     let first = store
         .open_operation(
             "grand",
@@ -129,6 +141,18 @@ fn write_golden_store(path: &Path) {
         .start_step(second, 2, &Caller::new("mehmet"))
         .expect("take over step 2");
 
+    write_turkish_night(&store);
+}
+
+/// Writes the Turkish property's night of the golden content, every call with a request id.
+fn write_turkish_night(store: &Store) {
+    store
+        .set_business_date(
+            TURKISH_PROPERTY,
+            common::date("2026-12-03"),
+            &Caller::new("resepsiyon-2").request_id("date-kordon-2026-12-03"),
+        )
+        .expect("set the business date of the Turkish property");
     let kordon = Caller::new("resepsiyon-2").request_id("seed-kordon-2026-12-03");
     let third = store
         .open_operation(
@@ -230,6 +254,139 @@ fn assert_golden_content(store: &Store) {
     assert_eq!(third.steps[0].actor.as_deref(), Some("resepsiyon-2"));
 }
 
+/// Checks the content that format 3 added to `write_golden_store`: the properties' business
+/// dates and operations in progress, the roll's event and the `changes` table.
+fn assert_business_date_content(store: &Store) {
+    let first = store
+        .find_operation("grand", common::date("2026-12-02"))
+        .expect("read the first night")
+        .expect("the first night exists")
+        .id;
+    let second = store
+        .find_operation("grand", common::date("2026-12-03"))
+        .expect("read the second night")
+        .expect("the second night exists")
+        .id;
+    let third = store
+        .find_operation(TURKISH_PROPERTY, common::date("2026-12-03"))
+        .expect("read the Turkish night")
+        .expect("the Turkish night exists")
+        .id;
+
+    let grand = store
+        .property("grand")
+        .expect("read grand's state")
+        .expect("grand has a state");
+    assert_eq!(grand.business_date, Some(common::date("2026-12-03")));
+    let rolled_by = format!("rolled by operation {first}");
+    assert_eq!(grand.date_source.as_deref(), Some(rolled_by.as_str()));
+    assert_eq!(
+        grand.date_changed_at,
+        Some("2026-12-02T22:15:00Z".parse().unwrap())
+    );
+    let active = grand.active.expect("grand's second night is in progress");
+    assert_eq!(active.operation, second);
+    assert_eq!(active.business_date, common::date("2026-12-03"));
+    assert_eq!(active.started_by, "ayşe");
+
+    let kordon = store
+        .property(TURKISH_PROPERTY)
+        .expect("read the Turkish property's state")
+        .expect("the Turkish property has a state");
+    assert_eq!(kordon.business_date, Some(common::date("2026-12-03")));
+    assert_eq!(kordon.date_source.as_deref(), Some("set by `resepsiyon-2`"));
+    let active = kordon.active.expect("the Turkish night is in progress");
+    assert_eq!(active.operation, third);
+    assert_eq!(active.started_by, "resepsiyon-2");
+    assert_eq!(store.properties().unwrap().len(), 2);
+
+    let first_events = store.events(first).expect("read the first night's events");
+    let last_kinds: Vec<EventKind> = first_events
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(
+        last_kinds,
+        [
+            EventKind::Completed,
+            EventKind::DateRolled,
+            EventKind::OperationFinished,
+        ]
+    );
+    let rolled = first_events
+        .iter()
+        .find(|event| event.kind == EventKind::DateRolled)
+        .expect("a date_rolled event");
+    assert_eq!(
+        rolled.message.as_deref(),
+        Some("the business date of `grand` is now 2026-12-03")
+    );
+
+    // The `changes` table lists every event of every operation, in commit order.
+    let trails = [first, second, third].map(|id| store.events(id).expect("read events"));
+    let event_count: usize = trails.iter().map(Vec::len).sum();
+    assert_eq!(store.last_change().unwrap(), event_count as u64);
+    let changes = store.changes_after(0, usize::MAX).unwrap();
+    let listed: Vec<_> = changes
+        .iter()
+        .map(|change| (change.operation, change.event.seq))
+        .collect();
+    let committed: Vec<_> = [first, second, third]
+        .iter()
+        .zip(&trails)
+        .flat_map(|(id, events)| events.iter().map(|event| (*id, event.seq)))
+        .collect();
+    assert_eq!(listed, committed);
+}
+
+/// Checks that `store`, read from the golden file `name` or from a copy of it, contains
+/// exactly what the writer of that file's format wrote. Files written before format 3 have no
+/// property state and no changes. Migrated to format 3 they have no changes either, but each
+/// property has its unfinished operation recorded as in progress.
+fn assert_golden_file_content(name: &str, store: &Store, migrated: bool) {
+    assert_golden_content(store);
+    if !WITHOUT_BUSINESS_DATES.contains(&name) {
+        assert_business_date_content(store);
+        return;
+    }
+    assert_eq!(store.last_change().unwrap(), 0, "{name}");
+    let in_progress: Vec<(
+        String,
+        Option<eodstore::OperationId>,
+        Option<jiff::civil::Date>,
+    )> = store
+        .properties()
+        .unwrap()
+        .into_iter()
+        .map(|state| {
+            (
+                state.property,
+                state.active.map(|active| active.operation),
+                state.business_date,
+            )
+        })
+        .collect();
+    if migrated {
+        assert_eq!(
+            in_progress,
+            [
+                (
+                    "Otel İzmir Kordon".to_owned(),
+                    Some(eodstore::OperationId(3)),
+                    None
+                ),
+                ("grand".to_owned(), Some(eodstore::OperationId(2)), None),
+            ],
+            "{name}"
+        );
+    } else {
+        assert_eq!(in_progress, [], "{name}");
+    }
+}
+
 #[test]
 #[ignore = "writes tests/data; run by hand after a format change"]
 fn write_golden_files() {
@@ -254,7 +411,7 @@ fn golden_stores_read_back_exactly() {
         let copy = copy_golden(dir.path(), name);
         Store::migrate(&copy, StoreOptions::new()).unwrap_or_else(|err| panic!("{name}: {err}"));
         let store = Store::open(&copy).unwrap_or_else(|err| panic!("{name}: {err}"));
-        assert_golden_content(&store);
+        assert_golden_file_content(name, &store, true);
         drop(store);
 
         let mut store = Store::open(&copy).unwrap();
@@ -321,7 +478,7 @@ fn format1_store_migrates_after_copy_aside() {
             err,
             Error::OlderFormat {
                 found: 1,
-                current: 2,
+                current: 3,
                 ..
             }
         ),
@@ -334,7 +491,7 @@ fn format1_store_migrates_after_copy_aside() {
     );
 
     let migration = Store::migrate(&copy, StoreOptions::new()).unwrap();
-    assert_eq!((migration.from, migration.to), (1, 2));
+    assert_eq!((migration.from, migration.to), (1, 3));
     let backup = migration.backup.clone().expect("a backup of the old file");
     assert_eq!(backup, dir.path().join("format1.redb.format1.bak"));
     // The backup is the old file as the migration found it: the same records, though redb's
@@ -346,6 +503,7 @@ fn format1_store_migrates_after_copy_aside() {
     let formats = record_formats(&copy);
     assert_eq!(migration.records, formats.len() as u64);
     assert!(formats.iter().all(|format| *format == 2), "{formats:?}");
+    assert_has_format3_tables(&copy);
 
     // The backup still contains the format-1 records and reads back exactly.
     let old = Store::open_with(&backup, StoreOptions::new().read_only(true)).unwrap();
@@ -359,7 +517,7 @@ fn format1_store_migrates_after_copy_aside() {
     );
 
     let again = Store::migrate(&copy, StoreOptions::new()).unwrap();
-    assert_eq!((again.from, again.backup, again.records), (2, None, 0));
+    assert_eq!((again.from, again.backup, again.records), (3, None, 0));
 
     // A second migration of the original picks a new backup name instead of overwriting.
     std::fs::write(&copy, &original).unwrap();
@@ -370,12 +528,122 @@ fn format1_store_migrates_after_copy_aside() {
     );
 }
 
+/// Returns the names of the file's tables.
+fn table_names(path: &Path) -> Vec<String> {
+    let db = redb::Database::builder()
+        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+        .open(path)
+        .unwrap();
+    let txn = db.begin_read().unwrap();
+    txn.list_tables()
+        .unwrap()
+        .map(|table| table.name().to_owned())
+        .collect()
+}
+
+/// Checks that the file has the tables that format 3 added.
+fn assert_has_format3_tables(path: &Path) {
+    let names = table_names(path);
+    for table in ["properties", "changes"] {
+        assert!(
+            names.iter().any(|name| name == table),
+            "{} lacks the table `{table}`: {names:?}",
+            path.display()
+        );
+    }
+}
+
+/// Format 3 kept the record format, so migrating a format-2 file only raises its version and
+/// adds the new tables. Every operation, step and event reads back as before.
+#[test]
+fn format2_store_migrates_without_rewriting() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_golden(dir.path(), "format2.redb");
+    let original = std::fs::read(&copy).unwrap();
+
+    let old = Store::open_with(&copy, StoreOptions::new().read_only(true)).unwrap();
+    assert_golden_file_content("format2.redb", &old, false);
+    let before = old.export(&DumpFilter::all()).unwrap();
+    drop(old);
+    assert_eq!(before.operations.len(), 3);
+    assert!(
+        std::fs::read(&copy).unwrap() == original,
+        "a read-only open changed the file"
+    );
+
+    let err = Store::open(&copy).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OlderFormat {
+                found: 2,
+                current: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("eod migrate"), "{err}");
+    assert!(
+        std::fs::read(&copy).unwrap() == original,
+        "a rejected open changed the file"
+    );
+
+    let migration = Store::migrate(&copy, StoreOptions::new()).unwrap();
+    assert_eq!((migration.from, migration.to), (2, 3));
+    assert_eq!(migration.records, 0);
+    let backup = migration.backup.clone().expect("a backup of the old file");
+    assert_eq!(backup, dir.path().join("format2.redb.format2.bak"));
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().len(),
+        original.len() as u64
+    );
+    let formats = record_formats(&copy);
+    assert!(formats.iter().all(|format| *format == 2), "{formats:?}");
+    assert_eq!(record_formats(&backup).len(), formats.len());
+    assert_has_format3_tables(&copy);
+
+    let mut store = Store::open(&copy).unwrap();
+    assert_golden_file_content("format2.redb", &store, true);
+    let after = store.export(&DumpFilter::all()).unwrap();
+    assert!(
+        after == before,
+        "the migration changed the stored operations"
+    );
+    let report = store.check_integrity().unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!((report.operations, report.steps), (3, 24));
+    drop(store);
+
+    // The backup is still a format-2 file without the new tables, and reads back exactly.
+    let names = table_names(&backup);
+    assert!(
+        !names
+            .iter()
+            .any(|name| name == "properties" || name == "changes"),
+        "{names:?}"
+    );
+    let old = Store::open_with(&backup, StoreOptions::new().read_only(true)).unwrap();
+    assert!(old.export(&DumpFilter::all()).unwrap() == before);
+    drop(old);
+    let err = Store::open(&backup).unwrap_err();
+    assert!(
+        matches!(err, Error::OlderFormat { found: 2, .. }),
+        "{err:?}"
+    );
+
+    let again = Store::migrate(&copy, StoreOptions::new()).unwrap();
+    assert_eq!((again.from, again.backup, again.records), (3, None, 0));
+}
+
 #[test]
 fn this_version_writes_the_golden_content() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.redb");
     write_golden_store(&path);
-    assert_golden_content(&Store::open(&path).unwrap());
+    let store = Store::open(&path).unwrap();
+    assert_golden_content(&store);
+    assert_business_date_content(&store);
 }
 
 #[test]
@@ -384,7 +652,7 @@ fn golden_stores_open_read_only_unchanged() {
         let path = data_dir().join(name);
         let before = std::fs::read(&path).unwrap();
         let store = Store::open_with(&path, StoreOptions::new().read_only(true)).unwrap();
-        assert_golden_content(&store);
+        assert_golden_file_content(name, &store, false);
         drop(store);
         assert!(std::fs::read(&path).unwrap() == before, "{name} changed");
     }
@@ -504,7 +772,7 @@ fn truncated_files_rejected_unchanged() {
                 ),
                 Ok(report) => {
                     assert!(report.is_clean(), "cut at {length}: {report:#?}");
-                    assert_golden_content(&store);
+                    assert_golden_file_content(NEWEST_GOLDEN, &store, false);
                 }
             },
         }

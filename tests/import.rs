@@ -809,7 +809,8 @@ fn imported_running_step_can_be_taken_over() {
 
 #[test]
 fn import_into_format_2_copy_stays_readable() {
-    // A file written before the `sources` table existed gets it on the first import.
+    // A format-2 file must be migrated before an import writes to it. It was written before the
+    // `sources` table existed, and its operations have no source ids.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("copy.redb");
     std::fs::copy(
@@ -817,6 +818,14 @@ fn import_into_format_2_copy_stays_readable() {
         &path,
     )
     .unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(err, Error::OlderFormat { found: 2, .. }),
+        "{err:?}"
+    );
+    let migration = Store::migrate(&path, StoreOptions::new()).unwrap();
+    assert_eq!((migration.from, migration.to), (2, 3));
+
     let mut store = Store::open(&path).unwrap();
     assert_eq!(store.source_ids(OperationId(1)).unwrap(), None);
     let batch = parse("utf8.csv", &options());
@@ -824,6 +833,7 @@ fn import_into_format_2_copy_stays_readable() {
     assert_eq!(outcome.operations_created, 3);
     let report = store.check_integrity().unwrap();
     assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!(report.operations, 6);
 }
 
 // The command line, end to end.

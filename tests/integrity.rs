@@ -87,7 +87,11 @@ fn missing_event_is_found() {
     let report = check(&path);
     assert_eq!(
         kinds(&report),
-        [ProblemKind::Events, ProblemKind::Events],
+        [
+            ProblemKind::Events,
+            ProblemKind::Events,
+            ProblemKind::Changes
+        ],
         "{report:#?}"
     );
     assert!(
@@ -97,6 +101,12 @@ fn missing_event_is_found() {
         "{report:#?}"
     );
     assert!(report.problems[1].detail.contains("gap"), "{report:#?}");
+    assert!(
+        report.problems[2]
+            .detail
+            .contains("names event 6 of operation 1, which does not exist"),
+        "{report:#?}"
+    );
 }
 
 #[test]
@@ -109,7 +119,17 @@ fn transition_without_event_is_found() {
     let report = check(&path);
     assert_eq!(
         kinds(&report),
-        [ProblemKind::Events, ProblemKind::Events],
+        [
+            ProblemKind::Events,
+            ProblemKind::Events,
+            ProblemKind::Changes
+        ],
+        "{report:#?}"
+    );
+    assert!(
+        report.problems[2]
+            .detail
+            .contains("names event 7 of operation 1, which does not exist"),
         "{report:#?}"
     );
     assert!(
@@ -195,10 +215,13 @@ fn check_runs_after_concurrent_calls_end() {
         for day in 1..=4 {
             let store = &t.store;
             scope.spawn(move || {
+                // Each thread has its own property, because a property has at most one
+                // operation in progress.
+                let property = format!("grand-{day}");
                 let date = common::date(&format!("2026-12-0{day}"));
                 let plan = eodstore::Plan::standard();
                 let id = store
-                    .open_operation("grand", date, &plan, &caller("b"))
+                    .open_operation(&property, date, &plan, &caller("b"))
                     .unwrap()
                     .operation
                     .id;
@@ -402,7 +425,7 @@ fn old_records_in_current_file_reported_and_migrated() {
     );
 
     let migration = Store::migrate(&path, StoreOptions::new()).unwrap();
-    assert_eq!((migration.from, migration.records), (2, 1));
+    assert_eq!((migration.from, migration.records), (3, 1));
     assert!(migration.backup.is_some());
     assert!(check(&path).is_clean());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())

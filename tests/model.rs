@@ -2,7 +2,8 @@
 //! against a real store file and against `Model`, a plain in-memory statement of the documented
 //! rules. After every request the two must agree on success or the kind of error and on the
 //! returned values. After every reopen and at the end they must agree on the whole state: each
-//! operation, its steps and its audit events.
+//! operation, its steps and its audit events, and each property's business date and operation in
+//! progress.
 //!
 //! The default run has [`DEFAULT_CASES`] cases of up to [`MAX_ACTIONS`] actions. Set
 //! `PROPTEST_CASES` for more, for example `PROPTEST_CASES=2000 cargo test --release --test
@@ -15,7 +16,8 @@ use std::sync::Arc;
 
 use eodstore::{
     Caller, Error, ErrorCategory, Event, EventKind, ManualClock, Opened, Operation, OperationId,
-    OperationStatus, Plan, PlanStep, Started, Step, StepStatus, Store, StoreOptions,
+    OperationStatus, Plan, PlanStep, PropertyState, ROLL_STEP, Started, Step, StepStatus, Store,
+    StoreOptions,
 };
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -30,12 +32,15 @@ const MAX_ACTIONS: usize = 60;
 
 const START: &str = "2026-12-04T23:00:00Z";
 const ACTORS: [&str; 3] = ["ayşe", "mehmet", "gece-denetcisi"];
-/// The (property, business date) pairs that operations are opened for.
+/// The (property, business date) pairs that operations are opened for. The two days of
+/// `grand-hotel` compete for its one operation in progress and follow its business-date roll.
 const DAYS: [(&str, &str); 3] = [
     ("grand-hotel", "2026-12-04"),
     ("grand-hotel", "2026-12-05"),
     ("harbor-view", "2026-12-04"),
 ];
+/// The properties of [`DAYS`].
+const PROPERTIES: [&str; 2] = ["grand-hotel", "harbor-view"];
 /// An order that no plan has.
 const MISSING_ORDER: u32 = 7777;
 /// The id used for a day whose operation has not been opened; no store allocates it here.
@@ -69,6 +74,8 @@ fn plan_step(order: u32, code: &str, name: &str, required: bool) -> PlanStep {
         required,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     }
 }
 
@@ -295,8 +302,9 @@ struct ModelEvent {
     to: Option<StepStatus>,
     actor: String,
     at: Timestamp,
-    /// The fact the event's message must state: a failure's error or a skip's reason (the whole
-    /// message), or for a takeover the previous holder (part of the message).
+    /// The fact the event's message must state: a failure's error, a skip's reason or a
+    /// business-date roll's new date (the whole message), or for a takeover the previous holder
+    /// (part of the message).
     detail: Option<String>,
 }
 
@@ -312,6 +320,27 @@ struct ModelOperation {
     finished_at: Option<Timestamp>,
     steps: Vec<ModelStep>,
     events: Vec<ModelEvent>,
+}
+
+/// The operation in progress at a property: started (a step attempted or skipped) and not
+/// finished.
+#[derive(Debug, Clone)]
+struct ModelActive {
+    operation: u64,
+    business_date: Date,
+    started_at: Timestamp,
+    started_by: String,
+}
+
+/// A property's state. The store keeps one from the first time an operation of the property
+/// starts.
+#[derive(Debug, Clone, Default)]
+struct ModelProperty {
+    /// `None` until a business-date roll sets it. While it is `None`, no date is gated.
+    business_date: Option<Date>,
+    date_source: Option<String>,
+    date_changed_at: Option<Timestamp>,
+    active: Option<ModelActive>,
 }
 
 /// A successful result as the model predicts it.
@@ -374,6 +403,16 @@ enum Rejection {
     RequestIdReused {
         request_id: String,
     },
+    PropertyBusy {
+        active: u64,
+        active_date: Date,
+        by: String,
+        since: Timestamp,
+    },
+    NotBusinessDate {
+        date: Date,
+        current: Date,
+    },
 }
 
 fn is_done(status: StepStatus) -> bool {
@@ -409,6 +448,7 @@ struct Model {
     next_operation_id: u64,
     next_claim: usize,
     operations: Vec<ModelOperation>,
+    properties: HashMap<&'static str, ModelProperty>,
     /// Request id to the call it was recorded for and the response it returns again.
     requests: HashMap<String, (CallKey, Response)>,
 }
@@ -420,6 +460,7 @@ impl Model {
             next_operation_id: 1,
             next_claim: 0,
             operations: Vec::new(),
+            properties: HashMap::new(),
             requests: HashMap::new(),
         }
     }
@@ -653,6 +694,7 @@ impl Model {
                 });
             }
         };
+        self.enter(op_index, actor)?;
 
         let handle = self.next_claim;
         self.next_claim += 1;
@@ -776,7 +818,7 @@ impl Model {
     ) -> Result<Response, Rejection> {
         let (op_index, step_index) = self.load(op, order)?;
         let now = self.now;
-        let step = &mut self.operations[op_index].steps[step_index];
+        let step = &self.operations[op_index].steps[step_index];
         let from = step.status;
         // NOTE: the docs list both errors without an order between them. The model checks the
         // status first, as the store does, so skipping an ended required step is an invalid
@@ -790,6 +832,8 @@ impl Model {
         if step.required {
             return Err(Rejection::RequiredStep { order });
         }
+        self.enter(op_index, actor)?;
+        let step = &mut self.operations[op_index].steps[step_index];
         step.status = StepStatus::Skipped;
         step.finished_at = Some(now);
         step.actor = Some(actor.to_owned());
@@ -822,8 +866,46 @@ impl Model {
         Ok(Response::Step(step))
     }
 
-    /// Records a step change's event and brings the operation status up to date; the operation
-    /// finishes, with its own event, when the change completes it.
+    /// Makes an operation its property's operation in progress, as a start or skip does after
+    /// its own checks. It is rejected while another operation of the property is in progress,
+    /// and, when the property has a business date, for an operation of another date (the model
+    /// never gives an override). Does nothing for the operation in progress.
+    fn enter(&mut self, op_index: usize, actor: &str) -> Result<(), Rejection> {
+        let operation = &self.operations[op_index];
+        let property = DAYS[operation.day].0;
+        let date = business_date(operation.day);
+        let state = self.properties.get(property);
+        if let Some(active) = state.and_then(|state| state.active.as_ref()) {
+            if active.operation == operation.id {
+                return Ok(());
+            }
+            return Err(Rejection::PropertyBusy {
+                active: active.operation,
+                active_date: active.business_date,
+                by: active.started_by.clone(),
+                since: active.started_at,
+            });
+        }
+        if let Some(current) = state.and_then(|state| state.business_date)
+            && current != date
+        {
+            return Err(Rejection::NotBusinessDate { date, current });
+        }
+        let active = ModelActive {
+            operation: operation.id,
+            business_date: date,
+            started_at: self.now,
+            started_by: actor.to_owned(),
+        };
+        self.properties.entry(property).or_default().active = Some(active);
+        Ok(())
+    }
+
+    /// Records a step change's event and brings the operation status up to date. A completed
+    /// business-date roll moves the property's business date to the next day, with its own
+    /// event, when the property had no date or the operation's date. The operation finishes,
+    /// with its own event, when the change completes it, and then its property has no
+    /// operation in progress.
     fn commit(
         &mut self,
         op_index: usize,
@@ -845,8 +927,38 @@ impl Model {
             at: now,
             detail,
         });
+        let property = DAYS[operation.day].0;
+        let date = business_date(operation.day);
+
+        if step.code == ROLL_STEP && step.status == StepStatus::Completed {
+            let state = self.properties.entry(property).or_default();
+            if state.business_date.is_none_or(|current| current == date) {
+                let next = date.tomorrow().expect("the test dates have a next day");
+                state.business_date = Some(next);
+                state.date_source = Some(format!("rolled by operation {}", operation.id));
+                state.date_changed_at = Some(now);
+                operation.events.push(ModelEvent {
+                    kind: EventKind::DateRolled,
+                    step_order: None,
+                    from: None,
+                    to: None,
+                    actor: actor.to_owned(),
+                    at: now,
+                    detail: Some(format!("the business date of `{property}` is now {next}")),
+                });
+            }
+        }
+
         let status = derive_status(&operation.steps);
         if status == OperationStatus::Completed && operation.status != status {
+            let state = self.properties.entry(property).or_default();
+            if state
+                .active
+                .as_ref()
+                .is_some_and(|active| active.operation == operation.id)
+            {
+                state.active = None;
+            }
             operation.finished_at = Some(now);
             operation.events.push(ModelEvent {
                 kind: EventKind::OperationFinished,
@@ -993,6 +1105,50 @@ fn model_header(operation: &ModelOperation) -> OperationHeader {
     }
 }
 
+/// A property's state as the test compares it. The operation in progress is its id, business
+/// date, start time, actor and whether a runner runs it.
+#[derive(Debug, PartialEq, Eq)]
+struct PropertyView {
+    business_date: Option<Date>,
+    date_source: Option<String>,
+    date_changed_at: Option<Timestamp>,
+    active: Option<(u64, Date, Timestamp, String, bool)>,
+}
+
+fn real_property_view(state: &PropertyState) -> PropertyView {
+    PropertyView {
+        business_date: state.business_date,
+        date_source: state.date_source.clone(),
+        date_changed_at: state.date_changed_at,
+        active: state.active.as_ref().map(|active| {
+            (
+                active.operation.0,
+                active.business_date,
+                active.started_at,
+                active.started_by.clone(),
+                active.runner.is_some(),
+            )
+        }),
+    }
+}
+
+fn model_property_view(state: &ModelProperty) -> PropertyView {
+    PropertyView {
+        business_date: state.business_date,
+        date_source: state.date_source.clone(),
+        date_changed_at: state.date_changed_at,
+        active: state.active.as_ref().map(|active| {
+            (
+                active.operation,
+                active.business_date,
+                active.started_at,
+                active.started_by.clone(),
+                false,
+            )
+        }),
+    }
+}
+
 /// Maps a store error to the model's rejection, or describes an error the model never expects.
 fn classify(err: &Error) -> Result<Rejection, String> {
     if err.category() != ErrorCategory::Rejected {
@@ -1049,6 +1205,22 @@ fn classify(err: &Error) -> Result<Rejection, String> {
         Error::RequiredStep { order, .. } => Rejection::RequiredStep { order: *order },
         Error::RequestIdReused { request_id, .. } => Rejection::RequestIdReused {
             request_id: request_id.clone(),
+        },
+        Error::PropertyBusy {
+            active,
+            active_date,
+            by,
+            since,
+            ..
+        } => Rejection::PropertyBusy {
+            active: active.0,
+            active_date: *active_date,
+            by: by.clone(),
+            since: *since,
+        },
+        Error::NotBusinessDate { date, current, .. } => Rejection::NotBusinessDate {
+            date: *date,
+            current: *current,
         },
         other => return Err(format!("error the model never expects: {other}")),
     })
@@ -1859,7 +2031,7 @@ impl Harness {
     }
 
     /// Compares everything the store contains with the model: which days have operations, each
-    /// operation with its steps and events, and each property's history.
+    /// operation with its steps and events, and each property's history and state.
     fn compare_state(&self, context: &str) -> Result<(), TestCaseError> {
         let store = self.store();
         for (day, (property, _)) in DAYS.iter().enumerate() {
@@ -1895,7 +2067,14 @@ impl Harness {
             compare_events(&events, &operation.events, context)?;
             check_event_replay(&events, &view.steps, view.operation.status, context)?;
         }
-        for property in ["grand-hotel", "harbor-view"] {
+        for property in PROPERTIES {
+            let real = store
+                .property(property)
+                .map_err(|err| TestCaseError::fail(format!("{context}: {err}")))?
+                .map(|state| real_property_view(&state));
+            let model = self.model.properties.get(property).map(model_property_view);
+            prop_assert_eq!(real, model, "{}: state of {}", context, property);
+
             let real: Vec<u64> = store
                 .history(property, usize::MAX)
                 .map_err(|err| TestCaseError::fail(format!("{context}: {err}")))?
@@ -1995,7 +2174,7 @@ fn compare_events(
             real.seq
         );
         match (model.kind, &model.detail) {
-            (EventKind::Failed | EventKind::Skipped, detail) => {
+            (EventKind::Failed | EventKind::Skipped | EventKind::DateRolled, detail) => {
                 prop_assert_eq!(&real.message, detail, "{}: event {}", context, real.seq);
             }
             (EventKind::TakenOver, Some(previous)) => {

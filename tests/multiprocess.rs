@@ -21,6 +21,13 @@ const HOLDER_ENV: &str = "EODSTORE_TEST_LOCK_HOLDER_PATH";
 const DAYS: u32 = 8;
 const ROUNDS: u32 = 24;
 
+/// Returns the property of the shared operation of day `day`, 1 to [`DAYS`]. Each day has a
+/// property of its own, because a property has at most one operation in progress, and these
+/// operations never finish.
+fn property_of(day: u32) -> String {
+    format!("shared-{day}")
+}
+
 fn spawn_child(test: &str, env: &str, path: &Path, stdin: Stdio) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
@@ -43,9 +50,10 @@ fn writer_child() {
     let me = format!("process-{}", std::process::id());
     let mut out = std::io::stdout().lock();
     for round in 0..ROUNDS {
-        let day = format!("2026-12-{:02}", 1 + round % DAYS);
+        let day = 1 + round % DAYS;
+        let business_date = date(&format!("2026-12-{day:02}"));
         let opened = store
-            .open_operation("shared", date(&day), &plan, &caller(&me))
+            .open_operation(&property_of(day), business_date, &plan, &caller(&me))
             .unwrap();
         writeln!(out, "\nack open {} {}", opened.operation.id, opened.created).unwrap();
         match store.start_step(opened.operation.id, 1, &caller(&me)) {
@@ -105,7 +113,10 @@ fn processes_write_concurrently() {
     }
 
     let store = Store::open(&path).unwrap();
-    let operations = store.history("shared", 100).unwrap();
+    let mut operations = Vec::new();
+    for day in 1..=DAYS {
+        operations.extend(store.history(&property_of(day), 100).unwrap());
+    }
     assert_eq!(operations.len(), DAYS as usize);
     assert_eq!(opened.values().sum::<usize>(), 4 * ROUNDS as usize);
     for operation in &operations {
@@ -133,7 +144,7 @@ fn readers_work_while_process_writes() {
     let path = t.path();
     t.store
         .open_operation(
-            "shared",
+            &property_of(1),
             date("2026-12-01"),
             &Plan::standard(),
             &caller("a"),
@@ -141,9 +152,10 @@ fn readers_work_while_process_writes() {
         .unwrap();
     drop(t.store);
     let writer = spawn_child("writer_child", WRITER_ENV, &path, Stdio::null());
+    let property = property_of(1);
     for _ in 0..20 {
         for args in [
-            vec!["history", "--property", "shared"],
+            vec!["history", "--property", property.as_str()],
             vec!["status", "--operation", "1"],
         ] {
             let output = Command::new(env!("CARGO_BIN_EXE_eod"))

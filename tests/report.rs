@@ -31,6 +31,8 @@ fn plan() -> Plan {
         required,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     })
     .collect();
     Plan::new("rapor", steps).expect("valid plan")

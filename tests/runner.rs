@@ -24,6 +24,8 @@ fn plan(steps: &[(u32, &str, bool)]) -> Plan {
                 required,
                 command: None,
                 timeout_seconds: None,
+                schedule: None,
+                retry: None,
             })
             .collect(),
     )
@@ -235,7 +237,11 @@ fn finished_operation_runs_nothing() {
     let events = t.store.events(id).unwrap().len();
     let report = runner.run("grand", date("2026-12-04"), |_| {}).unwrap();
     drop(runner);
-    assert_eq!(report.outcome, RunOutcome::Completed);
+    // The second run changes nothing and names who finished the operation.
+    match &report.outcome {
+        RunOutcome::AlreadyFinished { finished_by, .. } => assert_eq!(finished_by, "night"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(*runs.borrow(), 1);
     assert_eq!(t.store.events(id).unwrap().len(), events);
 }

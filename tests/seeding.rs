@@ -16,6 +16,8 @@ fn step(order: u32, code: &str, name: &str, required: bool) -> PlanStep {
         required,
         command: None,
         timeout_seconds: None,
+        schedule: None,
+        retry: None,
     }
 }
 

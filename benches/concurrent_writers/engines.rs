@@ -18,9 +18,16 @@ use crate::measure::CallResult;
 /// Steps per operation: the standard plan's.
 pub const STEPS: u32 = 10;
 
-/// The lanes of operations that are loaded before a window, so that they never collide with
-/// the lanes of the measuring threads (0 to the writer count).
+/// The lane of the operations that the raw engines load before a window, so that they never
+/// collide with the lanes of the measuring threads (0 to the writer count).
 pub const PRESEED_LANE: u32 = 1_000;
+
+/// The first lane of the operations that [`Db::preseeded`] loads into eodstore, one lane, and so
+/// one property, per operation. A property has at most one operation in progress, and the
+/// writers of the transitions measurement work on several preseeded operations at once. The
+/// base lies far above every other lane, so that no operation seeded in a window shares a
+/// property with a preseeded one.
+const PRESEED_OWN_LANE: u32 = 1 << 30;
 
 /// The threads that load operations before a window. Several threads let group commit batch
 /// their calls.
@@ -188,7 +195,8 @@ impl Db {
 
     /// Creates a database of `engine` in `dir` that already contains `count` operations with
     /// pending steps, and returns it with their ids. The operations are loaded without syncing,
-    /// so that loading stays fast in the durable configurations.
+    /// so that loading stays fast in the durable configurations. In eodstore each operation has
+    /// a property of its own, so that writers can work on any of them at the same time.
     pub fn preseeded(engine: Engine, dir: &Path, count: u64) -> Result<(Db, Vec<u64>), String> {
         match engine {
             Engine::Eodstore
@@ -200,7 +208,8 @@ impl Db {
                 if count > 0 {
                     let loader = open_loader(&path)?;
                     let mut next = vec![0; PRESEED_THREADS];
-                    ids = load_operations(&loader, PRESEED_LANE, &mut next, count)?;
+                    let lanes = Lanes::PerOperation(PRESEED_OWN_LANE);
+                    ids = load_operations(&loader, lanes, &mut next, count)?;
                 }
                 let options = engine.store_options().expect("an eodstore engine");
                 let store = Store::open_with(&path, options).map_err(|err| err.to_string())?;
@@ -281,11 +290,21 @@ pub fn open_loader(path: &Path) -> Result<Store, String> {
     .map_err(|err| err.to_string())
 }
 
-/// Seeds `count` new operations into `store` from one thread per entry of `next`, thread `t`
-/// in lane `lane_base + t` from number `next[t]` on, and advances `next`. Returns the ids.
+/// The lanes, and so the eodstore properties, of the operations that [`load_operations`] seeds.
+#[derive(Debug, Clone, Copy)]
+pub enum Lanes {
+    /// Thread `t` seeds into lane `base + t`, numbers `next[t]`, `next[t] + 1` and so on.
+    PerThread(u32),
+    /// The `i`th operation of the load gets lane `base + i` and number 0.
+    PerOperation(u32),
+}
+
+/// Seeds `count` new operations into `store` from one thread per entry of `next`, in the lanes
+/// that `lanes` gives, and advances `next[t]` by the count that thread `t` seeded. Returns the
+/// ids.
 pub fn load_operations(
     store: &Store,
-    lane_base: u32,
+    lanes: Lanes,
     next: &mut [u32],
     count: u64,
 ) -> Result<Vec<u64>, String> {
@@ -297,15 +316,28 @@ pub fn load_operations(
             .map(|(thread, next)| {
                 let claimed = &claimed;
                 scope.spawn(move || {
-                    let lane = lane_base + thread as u32;
                     let mut session = Session::Eodstore {
                         store,
                         plan: Plan::standard(),
                         caller: Caller::new(format!("loader-{thread}")),
                     };
                     let mut ids = Vec::new();
-                    while claimed.fetch_add(1, Ordering::Relaxed) < count {
-                        let seeded = session.seed_new(OpKey { lane, n: *next })?;
+                    loop {
+                        let index = claimed.fetch_add(1, Ordering::Relaxed);
+                        if index >= count {
+                            break;
+                        }
+                        let key = match lanes {
+                            Lanes::PerThread(base) => OpKey {
+                                lane: base + thread as u32,
+                                n: *next,
+                            },
+                            Lanes::PerOperation(base) => OpKey {
+                                lane: base + index as u32,
+                                n: 0,
+                            },
+                        };
+                        let seeded = session.seed_new(key)?;
                         *next += 1;
                         ids.push(seeded);
                     }

@@ -66,7 +66,8 @@ pub fn run(
         let started = Instant::now();
         if level > before {
             let loader = engines::open_loader(&path)?;
-            let ids = engines::load_operations(&loader, LOAD_LANE, &mut next, level - before)?;
+            let lanes = engines::Lanes::PerThread(LOAD_LANE);
+            let ids = engines::load_operations(&loader, lanes, &mut next, level - before)?;
             created.fetch_add(ids.len() as u64, Ordering::SeqCst);
             drop(loader);
         }

@@ -288,6 +288,8 @@ fn check_plan(
             required: step.required,
             command: None,
             timeout_seconds: None,
+            schedule: None,
+            retry: None,
         })
         .collect();
     Plan::new(super::IMPORTED_PLAN, plan_steps).map_err(|err| {

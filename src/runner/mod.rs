@@ -12,10 +12,10 @@ use serde::Serialize;
 pub use shell::{ShellEnvironment, shell_handler};
 
 use crate::error::{Error, Result};
-use crate::model::{Claim, Operation, Step, StepStatus};
+use crate::model::{Claim, Operation, OperationId, Step, StepStatus, idempotency_key};
 use crate::plan::Plan;
 use crate::process;
-use crate::store::{Caller, Opened, Store};
+use crate::store::{Caller, Opened, RunBegin, SideEffects, Store};
 
 /// The input of a handler: the operation, the step and its claim.
 #[derive(Debug)]
@@ -32,6 +32,36 @@ impl StepContext<'_> {
     /// Returns the attempt number, from 1; a retry or a takeover is a new attempt.
     pub fn attempt(&self) -> u32 {
         self.step.attempts
+    }
+
+    /// Returns the idempotency key of this attempt, for side effects outside the store; see
+    /// [`idempotency_key`] for how to use it.
+    pub fn idempotency_key(&self) -> String {
+        idempotency_key(self.operation, self.step.order, self.step.attempts)
+    }
+
+    /// Returns the idempotency keys of the earlier attempts of this step, oldest first. A
+    /// handler asks an outside service about them before it repeats a request, because an
+    /// attempt that crashed may have reached the service.
+    pub fn earlier_idempotency_keys(&self) -> Vec<String> {
+        (1..self.step.attempts)
+            .map(|attempt| idempotency_key(self.operation, self.step.order, attempt))
+            .collect()
+    }
+}
+
+impl<E: std::error::Error> From<E> for HandlerError {
+    /// Turns any error into a handler error with its message and causes, so that a handler can
+    /// use `?` on redb's and its own errors.
+    fn from(err: E) -> HandlerError {
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        HandlerError::new(message)
     }
 }
 
@@ -58,6 +88,15 @@ impl HandlerError {
 pub type HandlerResult = std::result::Result<Option<String>, HandlerError>;
 
 type Handler<'h> = Box<dyn FnMut(&StepContext<'_>) -> HandlerResult + 'h>;
+type EffectsHandler<'h> =
+    Box<dyn FnMut(&StepContext<'_>, &mut SideEffects<'_>) -> HandlerResult + 'h>;
+
+/// A registered handler: plain, or one that writes the application's tables in the step's
+/// completing transaction.
+enum Registered<'h> {
+    Plain(Handler<'h>),
+    Effects(EffectsHandler<'h>),
+}
 
 /// The runner's treatment of a step that has no handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +133,17 @@ pub enum Progress<'a> {
         /// How long the handler ran.
         elapsed: Duration,
     },
+    /// A failed step will be retried after `delay`, under its retry policy.
+    Retrying {
+        /// The failed step.
+        step: &'a Step,
+        /// The attempt of this run that comes next, from 2.
+        attempt: u32,
+        /// The policy's most attempts in one run.
+        max_attempts: u32,
+        /// The wait before that attempt.
+        delay: Duration,
+    },
 }
 
 /// The end state of a run.
@@ -119,6 +169,37 @@ pub enum RunOutcome {
         /// Its code.
         code: String,
     },
+    /// The operation had finished before this run; nothing was changed.
+    AlreadyFinished {
+        /// When it finished.
+        finished_at: jiff::Timestamp,
+        /// Who finished it.
+        finished_by: String,
+    },
+}
+
+impl RunOutcome {
+    /// Returns whether the operation is finished: completed by this run or before it.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            RunOutcome::Completed | RunOutcome::AlreadyFinished { .. }
+        )
+    }
+
+    /// Describes the outcome in a few words, as the `run_ended` event records it.
+    fn describe(&self) -> String {
+        match self {
+            RunOutcome::Completed => "completed".to_owned(),
+            RunOutcome::Failed { order, code, .. } => {
+                format!("stopped: step {order} (`{code}`) failed")
+            }
+            RunOutcome::Paused { order, code } => {
+                format!("paused at manual step {order} (`{code}`)")
+            }
+            RunOutcome::AlreadyFinished { .. } => "already finished".to_owned(),
+        }
+    }
 }
 
 /// The result of [`Runner::run`].
@@ -162,7 +243,7 @@ pub struct Runner<'s, 'h> {
     store: &'s Store,
     plan: &'s Plan,
     caller: Caller,
-    handlers: HashMap<String, Handler<'h>>,
+    handlers: HashMap<String, Registered<'h>>,
     missing: MissingHandler,
 }
 
@@ -199,7 +280,25 @@ impl<'s, 'h> Runner<'s, 'h> {
         code: &str,
         handler: impl FnMut(&StepContext<'_>) -> HandlerResult + 'h,
     ) -> &mut Self {
-        self.handlers.insert(code.to_owned(), Box::new(handler));
+        self.handlers
+            .insert(code.to_owned(), Registered::Plain(Box::new(handler)));
+        self
+    }
+
+    /// Registers the handler of the step with `code` as one with side effects in the store's
+    /// file, replacing any earlier handler: it runs inside the write transaction that completes
+    /// the step, and writes the application's tables through [`SideEffects`], so its writes and
+    /// the completion commit together or not at all (see [`Store::complete_step_with`]).
+    ///
+    /// It holds the file's only write transaction while it runs, so every other writer waits:
+    /// keep it short, and do slow work in a plain handler of an earlier step.
+    pub fn handler_with_effects(
+        &mut self,
+        code: &str,
+        handler: impl FnMut(&StepContext<'_>, &mut SideEffects<'_>) -> HandlerResult + 'h,
+    ) -> &mut Self {
+        self.handlers
+            .insert(code.to_owned(), Registered::Effects(Box::new(handler)));
         self
     }
 
@@ -217,8 +316,16 @@ impl<'s, 'h> Runner<'s, 'h> {
     ///   code that no step of the plan has.
     /// - [`Error::MissingHandler`] before anything starts, when a required step has no handler
     ///   under [`MissingHandler::Reject`].
-    /// - [`Error::ClaimHeld`] when another live runner holds a step.
+    /// - [`Error::AlreadyRunning`] when another live runner runs the operation; the error names
+    ///   it and when it began.
+    /// - [`Error::NotBusinessDate`] when the property has a business date and `business_date`
+    ///   is another, without [`Caller::override_business_date`].
+    /// - [`Error::PropertyBusy`] when another operation of the property is in progress.
+    /// - [`Error::ClaimHeld`] when a person holds a step under a live claim.
     /// - The errors of [`Store::open_operation`] and of the transitions.
+    ///
+    /// A rejected run writes nothing, not even the operation. A run of an operation that has
+    /// finished changes nothing and ends with [`RunOutcome::AlreadyFinished`].
     ///
     /// A handler's failure is not an error: it ends the run with [`RunOutcome::Failed`].
     pub fn run(
@@ -263,12 +370,51 @@ impl<'s, 'h> Runner<'s, 'h> {
             });
         }
 
-        let opened = self
-            .store
-            .open_operation(property, business_date, self.plan, &self.caller)?;
+        let (opened, begun) =
+            self.store
+                .begin_run(property, business_date, self.plan, &self.caller)?;
         progress(&Progress::Opened(&opened));
         let operation_id = opened.operation.id;
         let created = opened.created;
+        let runner = match begun {
+            RunBegin::Running(runner) => runner,
+            RunBegin::Finished { at, by } => {
+                for seeded in &opened.steps {
+                    progress(&Progress::AlreadyDone(&seeded.step));
+                }
+                return self.report(
+                    operation_id,
+                    created,
+                    RunOutcome::AlreadyFinished {
+                        finished_at: at,
+                        finished_by: by,
+                    },
+                );
+            }
+        };
+        let token = runner.claim.token.clone();
+        let outcome = self.run_steps(&opened, &token, &mut progress);
+        let described = match &outcome {
+            Ok(outcome) => outcome.describe(),
+            Err(err) => format!("stopped by an error: {err}"),
+        };
+        if let Err(err) = self
+            .store
+            .end_run(operation_id, &token, &described, &self.caller)
+        {
+            tracing::warn!(operation_id = operation_id.0, error = %err, "could not end a run");
+        }
+        self.report(operation_id, created, outcome?)
+    }
+
+    /// Runs the steps of an opened operation in order, under the runner's claim `token`.
+    fn run_steps(
+        &mut self,
+        opened: &Opened,
+        token: &str,
+        progress: &mut impl FnMut(&Progress<'_>),
+    ) -> Result<RunOutcome> {
+        let operation_id = opened.operation.id;
         let orders: Vec<u32> = opened
             .steps
             .iter()
@@ -276,66 +422,193 @@ impl<'s, 'h> Runner<'s, 'h> {
             .collect();
 
         for order in orders {
-            // Read the step afresh: a person may have changed it between runs.
-            let view = self.store.view(operation_id)?;
-            let Some(step) = view.steps.iter().find(|step| step.order == order) else {
-                continue;
-            };
-            if step.status.is_done() {
-                progress(&Progress::AlreadyDone(step));
-                continue;
-            }
-            if !self.handlers.contains_key(&step.code) {
-                match self.missing {
-                    MissingHandler::Pause => {
-                        return self.report(
-                            operation_id,
-                            created,
-                            RunOutcome::Paused {
+            // Attempts of this step made by this run; a retry policy counts these.
+            let mut attempts = 0;
+            loop {
+                // Read the step afresh: a person may have changed it between runs.
+                let view = self.store.view(operation_id)?;
+                let Some(step) = view.steps.iter().find(|step| step.order == order) else {
+                    break;
+                };
+                if step.status.is_done() {
+                    if attempts == 0 {
+                        progress(&Progress::AlreadyDone(step));
+                    }
+                    break;
+                }
+                if !self.handlers.contains_key(&step.code) {
+                    match self.missing {
+                        MissingHandler::Pause => {
+                            return Ok(RunOutcome::Paused {
                                 order,
                                 code: step.code.clone(),
-                            },
-                        );
-                    }
-                    MissingHandler::Reject => {
-                        let skipped = self.store.skip_step(
-                            operation_id,
-                            order,
-                            "no handler registered",
-                            &self.caller,
-                        )?;
-                        progress(&Progress::Finished {
-                            step: &skipped,
-                            elapsed: Duration::ZERO,
-                        });
-                        continue;
+                            });
+                        }
+                        MissingHandler::Reject => {
+                            let skipped = self.store.skip_step(
+                                operation_id,
+                                order,
+                                "no handler registered",
+                                &self.caller,
+                            )?;
+                            progress(&Progress::Finished {
+                                step: &skipped,
+                                elapsed: Duration::ZERO,
+                            });
+                            break;
+                        }
                     }
                 }
-            }
-            if step.status == StepStatus::Failed {
-                self.store.retry_step(operation_id, order, &self.caller)?;
-            }
-            let finished = self.run_step(&view.operation, order, &mut progress)?;
-            if finished.status == StepStatus::Failed {
-                return self.report(
-                    operation_id,
-                    created,
-                    RunOutcome::Failed {
-                        order,
-                        code: finished.code.clone(),
-                        error: finished.last_error.clone().unwrap_or_default(),
-                    },
-                );
+                if step.status == StepStatus::Failed {
+                    let max_attempts = self
+                        .plan
+                        .step(&step.code)
+                        .and_then(|planned| planned.retry)
+                        .map_or(1, |policy| policy.max_attempts());
+                    if attempts >= max_attempts {
+                        return Ok(RunOutcome::Failed {
+                            order,
+                            code: step.code.clone(),
+                            error: step.last_error.clone().unwrap_or_default(),
+                        });
+                    }
+                    if attempts > 0 {
+                        self.wait_to_retry(&view.operation, step, attempts + 1, token, progress);
+                    }
+                    self.store.retry_step(operation_id, order, &self.caller)?;
+                }
+                self.run_step(&view.operation, order, token, progress)?;
+                attempts += 1;
             }
         }
-        self.report(operation_id, created, RunOutcome::Completed)
+        Ok(RunOutcome::Completed)
     }
 
-    /// Starts one step, runs its handler while renewing the lease, and records the outcome.
+    /// Waits the retry policy's delay before attempt `attempt` of a failed step, renewing the
+    /// runner's claim meanwhile.
+    fn wait_to_retry(
+        &self,
+        operation: &Operation,
+        step: &Step,
+        attempt: u32,
+        token: &str,
+        progress: &mut impl FnMut(&Progress<'_>),
+    ) {
+        let Some(policy) = self.plan.step(&step.code).and_then(|planned| planned.retry) else {
+            return;
+        };
+        let delay = policy.delay_before(attempt);
+        progress(&Progress::Retrying {
+            step,
+            attempt,
+            max_attempts: policy.max_attempts(),
+            delay,
+        });
+        tracing::info!(
+            operation_id = operation.id.0,
+            step_order = step.order,
+            attempt,
+            delay_seconds = delay.as_secs_f64(),
+            "retrying a failed step"
+        );
+        let interval = renewal_interval(self.caller.lease.unwrap_or(self.store.default_lease()));
+        let until = Instant::now() + delay;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(interval));
+            if let Err(err) = self.store.renew_run(operation.id, token, &self.caller) {
+                tracing::warn!(operation_id = operation.id.0, error = %err, "could not renew a run");
+            }
+        }
+    }
+
+    /// Runs the operation of `property` for every business date from the property's current
+    /// one through `until`, in order, each as [`Runner::run`] does: the catch-up of missed
+    /// days. Each operation's business-date roll advances the date to the next. The catch-up
+    /// stops at the first run that does not finish its operation, whose report is the last
+    /// one returned. A current date after `until` returns no reports.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidInput`] when the property has no business date (set one first), when
+    ///   the operation of its business date had finished already (the date was set back to a
+    ///   closed day), or when a finished run did not advance it (the plan lacks a completed
+    ///   [`ROLL_STEP`](crate::ROLL_STEP) step). The days closed before such an error stay
+    ///   closed.
+    /// - The errors of [`Runner::run`].
+    pub fn run_until(
+        &mut self,
+        property: &str,
+        until: Date,
+        mut progress: impl FnMut(&Progress<'_>),
+    ) -> Result<Vec<RunReport>> {
+        let mut reports = Vec::new();
+        loop {
+            let current = self
+                .store
+                .property(property)?
+                .and_then(|state| state.business_date)
+                .ok_or_else(|| Error::InvalidInput {
+                    what: "property for a catch-up",
+                    value: property.to_owned(),
+                    expected: "a property with a business date; set it with `eod property \
+                               set-date` (`Store::set_business_date`), then catch up"
+                        .into(),
+                })?;
+            if current > until {
+                return Ok(reports);
+            }
+            let report = self.run(property, current, &mut progress)?;
+            let finished = report.outcome.is_finished();
+            reports.push(report);
+            if !finished {
+                return Ok(reports);
+            }
+            let next = self
+                .store
+                .property(property)?
+                .and_then(|state| state.business_date);
+            let last = reports
+                .last()
+                .map(|report| (&report.operation, &report.outcome));
+            if let Some((operation, RunOutcome::AlreadyFinished { finished_at, .. })) = last
+                && next.is_none_or(|next| next <= current)
+            {
+                return Err(Error::InvalidInput {
+                    what: "business date for a catch-up",
+                    value: current.to_string(),
+                    expected: format!(
+                        "a date whose operation has not finished, but operation {} of `{property}` \
+                         on {current} finished at {finished_at}; set the business date to the \
+                         first day that is not closed (`eod property set-date`), then catch up",
+                        operation.id
+                    ),
+                });
+            }
+            if next.is_none_or(|next| next <= current) {
+                return Err(Error::InvalidInput {
+                    what: "plan for a catch-up",
+                    value: self.plan.name().to_owned(),
+                    expected: format!(
+                        "a plan whose `{}` step rolls the business date; operation {} finished \
+                         and the business date of `{property}` stayed {current}",
+                        crate::store::ROLL_STEP,
+                        reports.last().map_or(OperationId(0), |r| r.operation.id)
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Starts one step, runs its handler, and records the outcome.
     fn run_step(
         &mut self,
         operation: &Operation,
         order: u32,
+        run_token: &str,
         progress: &mut impl FnMut(&Progress<'_>),
     ) -> Result<Step> {
         let started = self.store.start_step(operation.id, order, &self.caller)?;
@@ -354,41 +627,47 @@ impl<'s, 'h> Runner<'s, 'h> {
             step: &started.step,
             claim: &started.claim,
         };
-        let began = Instant::now();
-        let outcome = with_renewal(self.store, &self.caller, &context, || handler(&context));
-        let elapsed = began.elapsed();
-
         let token = &started.claim.token;
-        let finished = match outcome {
-            Ok(output) => self.store.complete_step(
+        let began = Instant::now();
+        let finished = match handler {
+            Registered::Effects(handler) => self.store.complete_step_with(
                 operation.id,
                 order,
                 token,
-                output.as_deref(),
                 &self.caller,
+                |effects| handler(&context, effects),
             )?,
-            Err(failure) => self.store.fail_step(
-                operation.id,
-                order,
-                token,
-                &failure.message,
-                failure.output.as_deref(),
-                &self.caller,
-            )?,
+            Registered::Plain(handler) => {
+                let outcome = with_renewal(self.store, &self.caller, &context, run_token, || {
+                    handler(&context)
+                });
+                match outcome {
+                    Ok(output) => self.store.complete_step(
+                        operation.id,
+                        order,
+                        token,
+                        output.as_deref(),
+                        &self.caller,
+                    )?,
+                    Err(failure) => self.store.fail_step(
+                        operation.id,
+                        order,
+                        token,
+                        &failure.message,
+                        failure.output.as_deref(),
+                        &self.caller,
+                    )?,
+                }
+            }
         };
         progress(&Progress::Finished {
             step: &finished,
-            elapsed,
+            elapsed: began.elapsed(),
         });
         Ok(finished)
     }
 
-    fn report(
-        &self,
-        id: crate::model::OperationId,
-        created: bool,
-        outcome: RunOutcome,
-    ) -> Result<RunReport> {
+    fn report(&self, id: OperationId, created: bool, outcome: RunOutcome) -> Result<RunReport> {
         let view = self.store.view(id)?;
         Ok(RunReport {
             operation: view.operation,
@@ -399,20 +678,28 @@ impl<'s, 'h> Runner<'s, 'h> {
     }
 }
 
-/// Runs `work` while a helper thread renews the claim every third of its lease.
+/// Returns how often a claim of `lease` is renewed: every third of it, between 10 ms and 1 s
+/// when the lease is unusable.
+fn renewal_interval(lease: jiff::SignedDuration) -> Duration {
+    Duration::try_from(lease / 3)
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_millis(10))
+}
+
+/// Runs `work` while a helper thread renews the step's claim and the runner's claim every third
+/// of the step's lease.
 fn with_renewal<T>(
     store: &Store,
     caller: &Caller,
     context: &StepContext<'_>,
+    run_token: &str,
     work: impl FnOnce() -> T,
 ) -> T {
     let lease = context
         .claim
         .lease_until
         .duration_since(context.step.started_at.unwrap_or(context.claim.lease_until));
-    let interval = Duration::try_from(lease / 3)
-        .unwrap_or(Duration::from_secs(1))
-        .max(Duration::from_millis(10));
+    let interval = renewal_interval(lease);
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -429,6 +716,13 @@ fn with_renewal<T>(
                         step_order = context.step.order,
                         error = %err,
                         "could not renew the lease of a running step"
+                    );
+                }
+                if let Err(err) = store.renew_run(context.operation.id, run_token, caller) {
+                    tracing::warn!(
+                        operation_id = context.operation.id.0,
+                        error = %err,
+                        "could not renew the lease of a run"
                     );
                 }
             }

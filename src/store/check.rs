@@ -73,11 +73,16 @@ pub enum ProblemKind {
     Events,
     /// A record of an older format in a file of the current format.
     Format,
+    /// A property's state disagrees with the operations: an operation in progress that does
+    /// not exist, belongs to another property or has finished.
+    Properties,
+    /// The `changes` table names an event that does not exist, or one event twice.
+    Changes,
 }
 
 impl ProblemKind {
     /// Returns the kind's name as `eod check` prints it: `undecodable`, `meta`, `index`,
-    /// `steps`, `status`, `events` or `format`.
+    /// `steps`, `status`, `events`, `format`, `properties` or `changes`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::Undecodable => "undecodable",
@@ -87,6 +92,8 @@ impl ProblemKind {
             ProblemKind::Status => "status",
             ProblemKind::Events => "events",
             ProblemKind::Format => "format",
+            ProblemKind::Properties => "properties",
+            ProblemKind::Changes => "changes",
         }
     }
 }
@@ -222,6 +229,10 @@ fn check_records(
     let mut events = read_all_events(txn, &mut checker, &operations)?;
     let mut counts = read_event_counts(txn, &mut checker, &operations)?;
     let total = operations.len() as u64;
+    let stored: std::collections::HashSet<(u64, u64)> = events
+        .iter()
+        .flat_map(|(id, trail)| trail.iter().map(move |(seq, _)| (id.0, *seq)))
+        .collect();
     for (done, (id, operation)) in (1..).zip(&operations) {
         progress(done, total);
         let Some(operation) = operation else { continue };
@@ -245,9 +256,92 @@ fn check_records(
         check_events(&mut checker, operation, steps, &events, count);
     }
     check_sources(txn, &mut checker, &operations)?;
+    check_properties(txn, &mut checker, &operations)?;
+    check_changes(txn, &mut checker, &stored)?;
     check_requests(txn, &mut checker)?;
     check_record_formats(txn, &mut checker)?;
     Ok(checker.report)
+}
+
+/// Checks every property's state: it decodes, it is stored under its own name, and its
+/// operation in progress exists, belongs to it and has not finished. Files of format 2 and older
+/// lack the table.
+fn check_properties(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    operations: &BTreeMap<OperationId, Option<Operation>>,
+) -> Result<()> {
+    let table = match txn.open_table(tables::PROPERTIES) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(err) => return Err(open_error(err)),
+    };
+    for entry in table.iter().map_err(storage)? {
+        let (key, _) = entry.map_err(storage)?;
+        let name = key.value().to_owned();
+        let state = tables::read_property(&table, &name);
+        let Some(Some(state)) = checker.decoded(None, state) else {
+            continue;
+        };
+        let Some(active) = &state.active else {
+            continue;
+        };
+        let id = active.operation;
+        let problem = match operations.get(&id) {
+            None => Some(format!(
+                "property `{name}` has operation {id} in progress, which does not exist"
+            )),
+            Some(Some(operation)) if operation.property != name => Some(format!(
+                "property `{name}` has operation {id} in progress, which belongs to `{}`",
+                operation.property
+            )),
+            Some(Some(operation)) if operation.finished_at.is_some() => Some(format!(
+                "property `{name}` has operation {id} in progress, which has finished"
+            )),
+            _ => None,
+        };
+        if let Some(detail) = problem {
+            checker.problem(ProblemKind::Properties, Some(id), detail);
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every entry of the `changes` table names an event that exists, and no event
+/// twice. Events written before format 3 have no entry, so a missing entry is not a problem.
+fn check_changes(
+    txn: &redb::ReadTransaction,
+    checker: &mut Checker,
+    stored: &std::collections::HashSet<(u64, u64)>,
+) -> Result<()> {
+    let table = match txn.open_table(tables::CHANGES) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(err) => return Err(open_error(err)),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for entry in table.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let (operation, seq) = value.value();
+        let id = OperationId(operation);
+        let change = key.value();
+        if !stored.contains(&(operation, seq)) {
+            checker.problem(
+                ProblemKind::Changes,
+                Some(id),
+                format!(
+                    "change {change} names event {seq} of operation {id}, which does not exist"
+                ),
+            );
+        } else if !seen.insert((operation, seq)) {
+            checker.problem(
+                ProblemKind::Changes,
+                Some(id),
+                format!("change {change} names event {seq} of operation {id} a second time"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reports records of an older format in a file of the current format: an older program that
@@ -487,6 +581,8 @@ pub(crate) fn check_content(
             required: step.required,
             command: None,
             timeout_seconds: None,
+            schedule: None,
+            retry: None,
         })
         .collect();
     crate::Plan::new(operation.plan.clone(), plan_steps).map_err(|err| err.to_string())?;

@@ -457,6 +457,7 @@ impl Store {
     fn write_dump(&self, dump: &Dump) -> Result<std::result::Result<DumpImport, DumpError>> {
         let (_gate, txn) = self.begin_write("import a dump")?;
         let mut tables = WriteTables::open(&txn)?;
+        tables.collect = self.subscribers.wanted();
 
         let mut created = Vec::new();
         let mut skipped = Vec::new();
@@ -488,7 +489,7 @@ impl Store {
                 steps += 1;
             }
             for event in &dumped.events {
-                let seq = tables.append_event(id, event.clone())?;
+                let seq = tables.append_event(operation, event.clone())?;
                 if seq != event.seq {
                     return Err(Error::Decode {
                         table: "event_counts",
@@ -522,10 +523,12 @@ impl Store {
         }
 
         let changed = tables.changed;
+        let notices = std::mem::take(&mut tables.notices);
         drop(tables);
         if changed {
             txn.commit()
                 .map_err(|err| Error::storage("committing the import of a dump", err))?;
+            self.subscribers.publish(&notices);
         } else {
             txn.abort()
                 .map_err(|err| Error::storage("ending an import that wrote nothing", err))?;

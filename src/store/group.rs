@@ -294,10 +294,11 @@ impl Store {
             .map_or("a batch", |job| job.context())
             .to_owned();
         let (_gate, txn) = self.begin_write(&context)?;
-        let (clean, changed) = {
+        let (clean, changed, notices) = {
             let mut tables = WriteTables::open(&txn)?;
+            tables.collect = self.subscribers.wanted();
             let clean = batch.iter_mut().all(|job| job.apply(&mut tables));
-            (clean, tables.changed)
+            (clean, tables.changed, std::mem::take(&mut tables.notices))
         };
         if !clean || !changed {
             txn.abort()
@@ -306,6 +307,8 @@ impl Store {
         }
         txn.commit()
             .map_err(|err| Error::storage(format!("committing a batch of {context}"), err))?;
+        // Still under the write gate, so subscribers get commits in order.
+        self.subscribers.publish(&notices);
         tracing::debug!(calls = batch.len(), "committed a batch");
         Ok(true)
     }
@@ -339,6 +342,8 @@ mod tests {
             required: order != 2,
             command: None,
             timeout_seconds: None,
+            schedule: None,
+            retry: None,
         };
         Plan::new("short", vec![step(1, "a"), step(2, "b"), step(3, "c")]).unwrap()
     }
@@ -351,6 +356,8 @@ mod tests {
             required: true,
             command: None,
             timeout_seconds: None,
+            schedule: None,
+            retry: None,
         };
         Plan::new("other", vec![step]).unwrap()
     }

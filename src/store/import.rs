@@ -133,16 +133,18 @@ impl Store {
             let now = self.now();
             let context = format!("import `{}`", batch.report.source);
             let (_gate, txn) = self.begin_write(&context)?;
-            let (mut outcome, changed) = {
+            let (mut outcome, changed, notices) = {
                 let mut tables = WriteTables::open(&txn)?;
+                tables.collect = commit && self.subscribers.wanted();
                 let progress =
                     |done, total| self.report_progress("importing operations", done, total);
                 let outcome = import_operations(&mut tables, batch, caller, now, &progress)?;
-                (outcome, tables.changed)
+                (outcome, tables.changed, std::mem::take(&mut tables.notices))
             };
             if commit && changed {
                 txn.commit()
                     .map_err(|err| Error::storage(format!("committing the {context}"), err))?;
+                self.subscribers.publish(&notices);
                 outcome.committed = true;
             } else {
                 txn.abort()
@@ -292,7 +294,7 @@ fn create_operation(
     for step in &steps {
         tables.put_step(id, step)?;
     }
-    append_import_events(tables, id, imported, &steps, source, caller, now)?;
+    append_import_events(tables, &operation, imported, &steps, source, caller, now)?;
     Ok(ImportedOperationOutcome {
         id,
         property: imported.property.clone(),
@@ -308,7 +310,7 @@ fn create_operation(
 /// step, and finished when every step is completed or skipped.
 fn append_import_events(
     tables: &mut WriteTables<'_>,
-    id: OperationId,
+    operation: &Operation,
     imported: &ImportedOperation,
     steps: &[Step],
     source: &str,
@@ -326,7 +328,7 @@ fn append_import_events(
         message: Some(message),
     };
     tables.append_event(
-        id,
+        operation,
         event(
             EventKind::OperationCreated,
             None,
@@ -338,7 +340,7 @@ fn append_import_events(
         ),
     )?;
     tables.append_event(
-        id,
+        operation,
         event(
             EventKind::Imported,
             None,
@@ -352,7 +354,7 @@ fn append_import_events(
     )?;
     for (step, from) in steps.iter().zip(&imported.steps) {
         tables.append_event(
-            id,
+            operation,
             event(
                 EventKind::Imported,
                 Some(step.order),
@@ -363,7 +365,7 @@ fn append_import_events(
     }
     if OperationStatus::of(steps) == OperationStatus::Completed {
         tables.append_event(
-            id,
+            operation,
             event(
                 EventKind::OperationFinished,
                 None,

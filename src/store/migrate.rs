@@ -9,7 +9,9 @@ use super::tables::{self, FORMAT_KEY, WriteTables};
 use super::{FORMAT_VERSION, Store, StoreOptions};
 use crate::codec::{self, RECORD_FORMAT};
 use crate::error::{Error, Result};
-use crate::model::{Event, Operation, OperationId, Step};
+use crate::model::{
+    ActiveOperation, Event, Operation, OperationId, OperationStatus, PropertyState, Step,
+};
 
 /// The result of [`Store::migrate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +39,11 @@ impl Store {
     /// file open while it is copied. Every record is then decoded in its old format, encoded in
     /// the current one, and the format version is raised, all in that one transaction: a crash
     /// leaves either the old file or the migrated one.
+    ///
+    /// A migration from a format before 3 also records, for each property, its operation that
+    /// has started and not finished as the property's operation in progress (the one of the
+    /// latest business date, where a property has several), because older formats did not
+    /// keep it. It sets no business date.
     ///
     /// A file that has the current format and only current records is left untouched. Stop
     /// other programs that use the file first. A program built with an older eodstore that
@@ -79,6 +86,9 @@ impl Store {
                 }
                 let backup = copy_aside(path, from)?;
                 let records = rewrite_records(tables)?;
+                if from < 3 {
+                    record_operations_in_progress(tables)?;
+                }
                 tables.put_meta(FORMAT_KEY, FORMAT_VERSION)?;
                 Ok(Migration {
                     from,
@@ -129,6 +139,58 @@ fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
         })?;
     super::maintenance::copy_synced(path, &backup, &|_, _| {})?;
     Ok(backup)
+}
+
+/// Records, for each property, its operation that has started and not finished, which
+/// formats before 3 did not keep. Where a property has several, the one of the latest business
+/// date is recorded; the others stay unfinished, and an operator finishes them by hand.
+fn record_operations_in_progress(tables: &mut WriteTables<'_>) -> Result<()> {
+    let mut latest: std::collections::BTreeMap<String, Operation> =
+        std::collections::BTreeMap::new();
+    for entry in tables
+        .operations
+        .iter()
+        .map_err(|err| Error::storage("reading operations", err))?
+    {
+        let (key, _) = entry.map_err(|err| Error::storage("reading operations", err))?;
+        let Some(operation) = tables.operation(OperationId(key.value()))? else {
+            continue;
+        };
+        let started = matches!(
+            operation.status,
+            OperationStatus::Running | OperationStatus::Failed
+        );
+        if !started || operation.finished_at.is_some() {
+            continue;
+        }
+        let newer = latest
+            .get(&operation.property)
+            .is_none_or(|known| known.business_date < operation.business_date);
+        if newer {
+            latest.insert(operation.property.clone(), operation);
+        }
+    }
+    for (property, operation) in latest {
+        let mut state = tables.property(&property)?.unwrap_or(PropertyState {
+            property: property.clone(),
+            business_date: None,
+            date_source: None,
+            date_changed_at: None,
+            active: None,
+        });
+        if state.active.is_some() {
+            continue;
+        }
+        state.active = Some(ActiveOperation {
+            operation: operation.id,
+            business_date: operation.business_date,
+            started_at: operation.created_at,
+            started_by: operation.created_by.clone(),
+            runner: None,
+        });
+        tables.put_property(&state)?;
+    }
+    Ok(())
 }
 
 /// Returns how many records are not in the current record format.

@@ -2,11 +2,14 @@
 
 mod check;
 mod dump;
+mod effects;
 mod group;
 mod import;
 mod maintenance;
 mod migrate;
+pub(crate) mod notify;
 mod open;
+mod property;
 mod query;
 mod report;
 mod seed;
@@ -21,15 +24,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::model::{Claim, Operation, ProcessRef, Step};
+use crate::model::{Claim, Operation, ProcessRef, PropertyState, Step};
 
 pub use check::{IntegrityProblem, IntegrityReport, ProblemKind};
 pub use dump::{
     DUMP_FORMAT, DUMP_VERSION, Dump, DumpError, DumpFilter, DumpImport, DumpedOperation,
 };
+pub use effects::{AppSnapshot, SideEffects};
 pub use import::{ImportOutcome, ImportedOperationOutcome};
 pub use maintenance::{Backup, Compaction};
 pub use migrate::Migration;
+pub use notify::{Change, NOTIFICATION_QUEUE, Notification, Subscription};
+pub use property::ROLL_STEP;
+pub(crate) use property::RunBegin;
 pub use report::{OperationReport, Report, StepCodeStats, StepProblem, StepTiming};
 pub use seed::{MAX_PROPERTY_CHARS, validate_property};
 pub use seed::{Opened, SeededStep};
@@ -37,9 +44,10 @@ pub use transition::{MAX_MESSAGE, MAX_OUTPUT_TAIL, Started};
 pub(crate) use transition::{head, tail};
 
 /// The store format this build writes, and the newest it reads. Version 2 added a checksum to
-/// every record; this build reads version-1 files read-only and migrates them with
-/// [`Store::migrate`].
-pub const FORMAT_VERSION: u64 = 2;
+/// every record. Version 3 added properties (business dates, the operation in progress), the
+/// `changes` table and new event kinds, which older builds cannot read. This build reads
+/// version-1 and version-2 files read-only and migrates them with [`Store::migrate`].
+pub const FORMAT_VERSION: u64 = 3;
 
 /// How long a claim lasts unless the caller asks for another lease.
 pub const DEFAULT_LEASE: SignedDuration = SignedDuration::from_mins(5);
@@ -246,6 +254,7 @@ pub struct Caller {
     pub(crate) request_id: Option<String>,
     pub(crate) process: Option<ProcessRef>,
     pub(crate) lease: Option<SignedDuration>,
+    pub(crate) date_override: Option<String>,
 }
 
 impl Caller {
@@ -256,7 +265,16 @@ impl Caller {
             request_id: None,
             process: None,
             lease: None,
+            date_override: None,
         }
+    }
+
+    /// Lets this caller start an operation whose date is not its property's current business
+    /// date, for `reason`, which the operation's audit trail records as a `date_override`
+    /// event. Without it such a start fails with [`Error::NotBusinessDate`].
+    pub fn override_business_date(mut self, reason: impl Into<String>) -> Caller {
+        self.date_override = Some(reason.into());
+        self
     }
 
     /// Sets a caller-chosen request id. A call repeated with an id that was already applied
@@ -282,10 +300,13 @@ impl Caller {
     /// Describes a call of `action` by this caller; `secret` (a claim token, or empty) enters
     /// only the fingerprint, so that messages never show it.
     pub(crate) fn describe(&self, action: &str, secret: &str) -> CallDescription {
-        let text = match self.lease {
+        let mut text = match self.lease {
             Some(lease) => format!("{action} by `{}` with a lease of {lease:#}", self.actor),
             None => format!("{action} by `{}`", self.actor),
         };
+        if let Some(reason) = &self.date_override {
+            text = format!("{text} overriding the business date: {reason}");
+        }
         let fingerprint = format!("{text}\u{1f}{secret}");
         CallDescription { text, fingerprint }
     }
@@ -309,6 +330,9 @@ impl Caller {
         }
         if let Some(lease) = self.lease {
             check_lease(lease)?;
+        }
+        if let Some(reason) = &self.date_override {
+            check_text("business date override reason", reason, 500)?;
         }
         Ok(())
     }
@@ -383,6 +407,7 @@ pub struct Store {
     path: PathBuf,
     options: StoreOptions,
     group: group::GroupCommit,
+    subscribers: Arc<notify::Subscribers>,
 }
 
 impl Store {
@@ -407,6 +432,11 @@ impl Store {
     /// Returns the path of the file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Returns the lease of claims taken without an explicit lease.
+    pub(crate) fn default_lease(&self) -> SignedDuration {
+        self.options.lease
     }
 
     pub(crate) fn now(&self) -> jiff::Timestamp {
@@ -486,14 +516,17 @@ impl Store {
         body: impl FnOnce(&mut tables::WriteTables<'_>) -> Result<T>,
     ) -> Result<T> {
         let (_gate, txn) = self.begin_write(context)?;
-        let (value, changed) = {
+        let (value, changed, notices) = {
             let mut tables = tables::WriteTables::open(&txn)?;
+            tables.collect = self.subscribers.wanted();
             let value = body(&mut tables)?;
-            (value, tables.changed)
+            (value, tables.changed, std::mem::take(&mut tables.notices))
         };
         if changed {
             txn.commit()
                 .map_err(|err| Error::storage(format!("committing {context}"), err))?;
+            // Still under the write gate, so subscribers get commits in order.
+            self.subscribers.publish(&notices);
         } else {
             txn.abort().map_err(|err| {
                 Error::storage(format!("ending the read-only write to {context}"), err)
@@ -611,6 +644,7 @@ impl Store {
             path,
             options,
             group: group::GroupCommit::default(),
+            subscribers: Arc::default(),
         }
     }
 }
@@ -653,6 +687,7 @@ pub(crate) enum Recorded {
     Started(Started),
     Step(Step),
     Claim(Claim),
+    Property(PropertyState),
 }
 
 /// A row of the `requests` table: the call a request id was used for and its response.
@@ -719,7 +754,13 @@ macro_rules! recorded_conversions {
     )*};
 }
 
-recorded_conversions!(Opened(Opened), Started(Started), Step(Step), Claim(Claim));
+recorded_conversions!(
+    Opened(Opened),
+    Started(Started),
+    Step(Step),
+    Claim(Claim),
+    Property(PropertyState)
+);
 
 /// An operation with its steps in order, read from one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -200,7 +200,12 @@ fn operation_report(dumped: &DumpedOperation) -> OperationReport {
             EventKind::OperationCreated
             | EventKind::StepsSeeded
             | EventKind::LeaseRenewed
-            | EventKind::OperationFinished => {}
+            | EventKind::OperationFinished
+            | EventKind::RunStarted
+            | EventKind::RunEnded
+            | EventKind::DateOverride
+            | EventKind::DateRolled
+            | EventKind::Released => {}
         }
     }
     for step in &dumped.steps {

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::tables::{self, WriteTables, day_key};
 use super::{Caller, Store, check_text, replay};
 use crate::error::{Error, Result};
-use crate::model::{Event, EventKind, Operation, OperationId, OperationStatus, Step, StepStatus};
+use crate::model::{Event, EventKind, Operation, OperationStatus, Step, StepStatus};
 use crate::plan::{Plan, first_difference};
+use crate::schedule::NOT_SCHEDULED;
 
 /// The maximum length of a property name, in characters.
 pub const MAX_PROPERTY_CHARS: usize = 200;
@@ -161,7 +162,9 @@ fn check_identity(operation: &Operation, plan: &Plan) -> Result<()> {
     }
 }
 
-fn seed(
+/// Finds or creates the operation of `property` on `business_date` and inserts `plan`'s absent
+/// steps, inside the write transaction of `tables`. Nothing is written when the plan conflicts.
+pub(crate) fn seed(
     tables: &mut WriteTables<'_>,
     property: &str,
     business_date: Date,
@@ -171,12 +174,23 @@ fn seed(
 ) -> Result<Opened> {
     let (mut operation, created) =
         find_or_create_operation(tables, property, business_date, plan, caller, now)?;
-    let created_orders = insert_absent_steps(tables, operation.id, plan, caller, now)?;
+    let created_orders = insert_absent_steps(tables, &operation, plan, caller, now)?;
 
     let steps = tables.steps(operation.id)?;
     let status = OperationStatus::of(&steps);
     if status != operation.status {
         operation.status = status;
+        if status == OperationStatus::Completed {
+            // Every step was not scheduled for the date.
+            operation.finished_at = Some(now);
+            tables.append_operation_event(
+                &operation,
+                EventKind::OperationFinished,
+                &caller.actor,
+                now,
+                super::transition::FINISHED_MESSAGE.into(),
+            )?;
+        }
         tables.put_operation(&operation)?;
     }
     Ok(Opened {
@@ -227,7 +241,7 @@ fn find_or_create_operation(
     tables.index_operation((property, day_key(business_date)), id)?;
     tables.put_operation(&operation)?;
     tables.append_event(
-        id,
+        &operation,
         Event {
             seq: 0,
             kind: EventKind::OperationCreated,
@@ -249,12 +263,14 @@ fn find_or_create_operation(
 /// the orders it inserted.
 fn insert_absent_steps(
     tables: &mut WriteTables<'_>,
-    id: OperationId,
+    operation: &Operation,
     plan: &Plan,
     caller: &Caller,
     now: jiff::Timestamp,
 ) -> Result<Vec<u32>> {
+    let id = operation.id;
     let mut created_orders = Vec::new();
+    let mut unscheduled = Vec::new();
     for plan_step in plan.steps() {
         let present = tables
             .steps
@@ -263,6 +279,13 @@ fn insert_absent_steps(
             .is_some();
         if present {
             continue;
+        }
+        let due = plan_step
+            .schedule
+            .as_ref()
+            .is_none_or(|schedule| schedule.is_due(operation.business_date));
+        if !due {
+            unscheduled.push(plan_step);
         }
         tables.put_step(
             id,
@@ -285,7 +308,7 @@ fn insert_absent_steps(
     }
     if !created_orders.is_empty() {
         tables.append_event(
-            id,
+            operation,
             Event {
                 seq: 0,
                 kind: EventKind::StepsSeeded,
@@ -295,6 +318,53 @@ fn insert_absent_steps(
                 actor: caller.actor.clone(),
                 at: now,
                 message: Some(format!("seeded {} steps", created_orders.len())),
+            },
+        )?;
+    }
+    // A step that is not due on the date is skipped as soon as it exists, with its event, so
+    // that the history shows it did not run and why.
+    for plan_step in unscheduled {
+        let mut step = tables
+            .steps
+            .get((id.0, plan_step.order))
+            .map_err(|err| Error::storage("reading a step", err))?
+            .map(|guard| {
+                crate::codec::decode::<Step>(
+                    "steps",
+                    || format!("({id}, {})", plan_step.order),
+                    guard.value(),
+                )
+            })
+            .transpose()?
+            .ok_or_else(|| Error::Encode {
+                what: "step",
+                detail: format!("step {} was not found after seeding it", plan_step.order),
+            })?;
+        step.status = StepStatus::Skipped;
+        step.finished_at = Some(now);
+        step.actor = Some(caller.actor.clone());
+        step.last_error = Some(NOT_SCHEDULED.to_owned());
+        tables.put_step(id, &step)?;
+        let schedule = plan_step
+            .schedule
+            .as_ref()
+            .map(crate::schedule::Schedule::describe)
+            .unwrap_or_default();
+        tables.append_event(
+            operation,
+            Event {
+                seq: 0,
+                kind: EventKind::Skipped,
+                step_order: Some(step.order),
+                from: Some(StepStatus::Pending),
+                to: Some(StepStatus::Skipped),
+                actor: caller.actor.clone(),
+                at: now,
+                message: Some(format!(
+                    "{NOT_SCHEDULED}: due on {schedule}, and {} is a {}",
+                    operation.business_date,
+                    operation.business_date.strftime("%A")
+                )),
             },
         )?;
     }

@@ -4,8 +4,9 @@ use redb::{ReadableTable, TableDefinition};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::model::{Event, Operation, OperationId, Step};
+use crate::model::{Event, EventKind, Operation, OperationId, PropertyState, Step};
 use crate::store::RequestRecord;
+use crate::store::notify::Change;
 
 /// Format version and id counter.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -27,9 +28,15 @@ pub(crate) const EVENT_COUNTS: TableDefinition<u64, u64> = TableDefinition::new(
 /// An operation merged from several source operations has their ids, one per line. Only
 /// imported operations have an entry, and files written before imports existed lack the table.
 pub(crate) const SOURCES: TableDefinition<u64, &str> = TableDefinition::new("sources");
+/// Property to its encoded [`PropertyState`]: the current business date and the operation in
+/// progress. Files of format 2 and older lack the table.
+pub(crate) const PROPERTIES: TableDefinition<&str, &[u8]> = TableDefinition::new("properties");
+/// Change number to `(operation id, event seq)`: every event of every operation in commit
+/// order, which `eod watch` follows. Files of format 2 and older lack the table.
+pub(crate) const CHANGES: TableDefinition<u64, (u64, u64)> = TableDefinition::new("changes");
 
 /// The names of every table an eodstore file has.
-pub(crate) const TABLE_NAMES: [&str; 8] = [
+pub(crate) const TABLE_NAMES: [&str; 10] = [
     "meta",
     "operations",
     "operations_by_day",
@@ -38,6 +45,8 @@ pub(crate) const TABLE_NAMES: [&str; 8] = [
     "requests",
     "event_counts",
     "sources",
+    "properties",
+    "changes",
 ];
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
@@ -294,6 +303,26 @@ pub(crate) fn read_events(
     Ok(events)
 }
 
+/// Reads the state of `property`, if it has one.
+pub(crate) fn read_property(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    property: &str,
+) -> Result<Option<PropertyState>> {
+    let Some(guard) = table.get(property).map_err(storage("reading a property"))? else {
+        return Ok(None);
+    };
+    let state: PropertyState =
+        codec::decode("properties", || format!("`{property}`"), guard.value())?;
+    if state.property != property {
+        return Err(damaged_key(
+            "properties",
+            format!("`{property}`"),
+            format!("the record is property `{}`", state.property),
+        ));
+    }
+    Ok(Some(state))
+}
+
 /// Reads the request record stored under `request_id`.
 pub(crate) fn read_request(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -322,6 +351,14 @@ pub(crate) struct WriteTables<'txn> {
     pub(crate) requests: redb::Table<'txn, &'static str, &'static [u8]>,
     pub(crate) event_counts: redb::Table<'txn, u64, u64>,
     pub(crate) sources: redb::Table<'txn, u64, &'static str>,
+    pub(crate) properties: redb::Table<'txn, &'static str, &'static [u8]>,
+    pub(crate) changes: redb::Table<'txn, u64, (u64, u64)>,
+    /// The next change number, once read.
+    next_change: Option<u64>,
+    /// The events appended in this transaction, for subscribers; collected only when
+    /// `collect` is set.
+    pub(crate) notices: Vec<Change>,
+    pub(crate) collect: bool,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -337,7 +374,25 @@ impl<'txn> WriteTables<'txn> {
             requests: txn.open_table(REQUESTS).map_err(fail)?,
             event_counts: txn.open_table(EVENT_COUNTS).map_err(fail)?,
             sources: txn.open_table(SOURCES).map_err(fail)?,
+            properties: txn.open_table(PROPERTIES).map_err(fail)?,
+            changes: txn.open_table(CHANGES).map_err(fail)?,
+            next_change: None,
+            notices: Vec::new(),
+            collect: false,
         })
+    }
+
+    pub(crate) fn property(&self, property: &str) -> Result<Option<PropertyState>> {
+        read_property(&self.properties, property)
+    }
+
+    pub(crate) fn put_property(&mut self, state: &PropertyState) -> Result<()> {
+        self.changed = true;
+        let bytes = codec::encode("property", state)?;
+        self.properties
+            .insert(state.property.as_str(), bytes.as_slice())
+            .map_err(storage("writing a property"))?;
+        Ok(())
     }
 
     pub(crate) fn operation(&self, id: OperationId) -> Result<Option<Operation>> {
@@ -370,9 +425,11 @@ impl<'txn> WriteTables<'txn> {
         Ok(())
     }
 
-    /// Appends an event to operation `id`'s trail with the next sequence number, and records
-    /// the trail's new length. Returns the event's sequence number.
-    pub(crate) fn append_event(&mut self, id: OperationId, mut event: Event) -> Result<u64> {
+    /// Appends an event to `operation`'s trail with the next sequence number, records the
+    /// trail's new length and the change, and keeps the event for subscribers. Returns the
+    /// event's sequence number.
+    pub(crate) fn append_event(&mut self, operation: &Operation, mut event: Event) -> Result<u64> {
+        let id = operation.id;
         let recorded = self
             .event_counts
             .get(id.0)
@@ -399,7 +456,54 @@ impl<'txn> WriteTables<'txn> {
         self.event_counts
             .insert(id.0, event.seq)
             .map_err(storage("recording an event count"))?;
-        Ok(event.seq)
+        let change = match self.next_change {
+            Some(next) => next,
+            None => self
+                .changes
+                .last()
+                .map_err(storage("reading the last change"))?
+                .map_or(1, |(key, _)| key.value().saturating_add(1)),
+        };
+        self.changes
+            .insert(change, (id.0, event.seq))
+            .map_err(storage("recording a change"))?;
+        self.next_change = Some(change.saturating_add(1));
+        let seq = event.seq;
+        if self.collect {
+            self.notices.push(Change {
+                change,
+                operation: id,
+                property: operation.property.clone(),
+                business_date: operation.business_date,
+                event,
+            });
+        }
+        Ok(seq)
+    }
+
+    /// Appends an event of the whole operation (no step) to its trail, as
+    /// [`WriteTables::append_event`] does.
+    pub(crate) fn append_operation_event(
+        &mut self,
+        operation: &Operation,
+        kind: EventKind,
+        actor: &str,
+        at: jiff::Timestamp,
+        message: String,
+    ) -> Result<u64> {
+        self.append_event(
+            operation,
+            Event {
+                seq: 0,
+                kind,
+                step_order: None,
+                from: None,
+                to: None,
+                actor: actor.to_owned(),
+                at,
+                message: Some(message),
+            },
+        )
     }
 
     pub(crate) fn record_request(

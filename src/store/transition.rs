@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{self, WriteTables};
-use super::{Caller, Store};
+use super::{Caller, Store, property};
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, Event, EventKind, Operation, OperationId, OperationStatus, Step, StepStatus,
@@ -21,6 +21,9 @@ pub const MAX_OUTPUT_TAIL: usize = 4096;
 /// The longest error message or skip reason kept, in bytes; longer text keeps its start, cut at
 /// a character boundary.
 pub const MAX_MESSAGE: usize = 4096;
+
+/// The message of the `operation_finished` event.
+pub(crate) const FINISHED_MESSAGE: &str = "every step is completed or skipped";
 
 /// The result of [`Store::start_step`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,14 +37,14 @@ pub struct Started {
 }
 
 /// An operation and its steps, loaded inside a write transaction, with the target step found.
-struct Loaded {
-    operation: Operation,
-    steps: Vec<Step>,
-    index: usize,
+pub(crate) struct Loaded {
+    pub(crate) operation: Operation,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) index: usize,
 }
 
 impl Loaded {
-    fn step(&self) -> &Step {
+    pub(crate) fn step(&self) -> &Step {
         &self.steps[self.index]
     }
 
@@ -89,6 +92,7 @@ impl Store {
             let started = self.write_request(caller, &call, "", move |tables, caller| {
                 let mut loaded = load(tables, operation, order)?;
                 let previous = start_check(&loaded, now)?;
+                let entry = property::check_entry(tables, &loaded.operation, caller, now)?;
                 let lease_until = now.checked_add(lease).map_err(|err| Error::InvalidInput {
                     what: "lease",
                     value: format!("{lease:#}"),
@@ -109,6 +113,9 @@ impl Store {
                 step.actor = Some(caller.actor.clone());
                 step.output_tail = None;
                 step.claim = Some(claim.clone());
+                if let Some(entry) = entry {
+                    property::write_entry(tables, &loaded.operation, entry, None, caller, now)?;
+                }
                 let (kind, message) = match &previous {
                     Some(reason) => (EventKind::TakenOver, Some(reason.clone())),
                     None => (EventKind::Started, None),
@@ -253,35 +260,15 @@ impl Store {
             let error = error.map(str::to_owned);
             let output = output.map(str::to_owned);
             let step = self.write_request(caller, &call, &token.clone(), move |tables, caller| {
-                let token = token.as_str();
-                let (error, output) = (error.as_deref(), output.as_deref());
-                let mut loaded = load(tables, operation, order)?;
-                check_claim(&loaded, token)?;
-                let step = &mut loaded.steps[loaded.index];
-                step.finished_at = Some(now);
-                step.actor = Some(caller.actor.clone());
-                step.claim = None;
-                step.output_tail = output.map(|text| tail(text, MAX_OUTPUT_TAIL).to_owned());
-                let (kind, message) = match error {
-                    Some(error) => {
-                        let error = head(error, MAX_MESSAGE).to_owned();
-                        step.status = StepStatus::Failed;
-                        step.last_error = Some(error.clone());
-                        (EventKind::Failed, Some(error))
-                    }
-                    None => {
-                        step.status = StepStatus::Completed;
-                        (EventKind::Completed, None)
-                    }
-                };
-                commit_change(
+                finish_in(
                     tables,
-                    &mut loaded,
-                    StepStatus::Running,
-                    kind,
+                    operation,
+                    order,
+                    &token,
+                    error.as_deref(),
+                    output.as_deref(),
                     caller,
                     now,
-                    message,
                 )
             })?;
             tracing::debug!(operation_id = operation.0, step_order = order, status = %step.status, "finished step");
@@ -330,6 +317,10 @@ impl Store {
                         order,
                         code: loaded.step().code.clone(),
                     });
+                }
+                if let Some(entry) = property::check_entry(tables, &loaded.operation, caller, now)?
+                {
+                    property::write_entry(tables, &loaded.operation, entry, None, caller, now)?;
                 }
                 let step = &mut loaded.steps[loaded.index];
                 step.status = StepStatus::Skipped;
@@ -382,9 +373,64 @@ impl Store {
     }
 }
 
+/// Completes (`error` is `None`) or fails the running step `order` of `operation` under the
+/// claim `token`, inside the write transaction of `tables`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_in(
+    tables: &mut WriteTables<'_>,
+    operation: OperationId,
+    order: u32,
+    token: &str,
+    error: Option<&str>,
+    output: Option<&str>,
+    caller: &Caller,
+    now: Timestamp,
+) -> Result<Step> {
+    let mut loaded = load(tables, operation, order)?;
+    check_claim(&loaded, token)?;
+    finish_loaded(tables, &mut loaded, error, output, caller, now)
+}
+
+/// Completes or fails the loaded step, whose claim the caller has shown.
+pub(crate) fn finish_loaded(
+    tables: &mut WriteTables<'_>,
+    loaded: &mut Loaded,
+    error: Option<&str>,
+    output: Option<&str>,
+    caller: &Caller,
+    now: Timestamp,
+) -> Result<Step> {
+    let step = &mut loaded.steps[loaded.index];
+    step.finished_at = Some(now);
+    step.actor = Some(caller.actor.clone());
+    step.claim = None;
+    step.output_tail = output.map(|text| tail(text, MAX_OUTPUT_TAIL).to_owned());
+    let (kind, message) = match error {
+        Some(error) => {
+            let error = head(error, MAX_MESSAGE).to_owned();
+            step.status = StepStatus::Failed;
+            step.last_error = Some(error.clone());
+            (EventKind::Failed, Some(error))
+        }
+        None => {
+            step.status = StepStatus::Completed;
+            (EventKind::Completed, None)
+        }
+    };
+    commit_change(
+        tables,
+        loaded,
+        StepStatus::Running,
+        kind,
+        caller,
+        now,
+        message,
+    )
+}
+
 /// Loads the operation and its steps, rejecting unknown ids, unknown orders and finished
 /// operations.
-fn load(tables: &WriteTables<'_>, id: OperationId, order: u32) -> Result<Loaded> {
+pub(crate) fn load(tables: &WriteTables<'_>, id: OperationId, order: u32) -> Result<Loaded> {
     let operation = tables
         .operation(id)?
         .ok_or_else(|| tables::missing_operation(&tables.steps, id))?;
@@ -474,7 +520,7 @@ fn start_check(loaded: &Loaded, now: Timestamp) -> Result<Option<String>> {
 }
 
 /// Returns why the claim's holder counts as gone, or `None` while it may still be working.
-fn holder_gone(claim: &Claim, now: Timestamp) -> Option<String> {
+pub(crate) fn holder_gone(claim: &Claim, now: Timestamp) -> Option<String> {
     if claim.lease_until <= now {
         return Some(format!("its lease ended at {}", claim.lease_until));
     }
@@ -489,7 +535,7 @@ fn holder_gone(claim: &Claim, now: Timestamp) -> Option<String> {
 }
 
 /// Describes a claim's holder for messages: the actor, and the process where known.
-fn holder(claim: &Claim) -> String {
+pub(crate) fn holder(claim: &Claim) -> String {
     match &claim.process {
         Some(process) => format!(
             "`{}` (process {} on {})",
@@ -499,7 +545,7 @@ fn holder(claim: &Claim) -> String {
     }
 }
 
-fn check_claim(loaded: &Loaded, token: &str) -> Result<()> {
+pub(crate) fn check_claim(loaded: &Loaded, token: &str) -> Result<()> {
     let step = loaded.step();
     match &step.claim {
         Some(claim) if step.status == StepStatus::Running && claim.token == token => Ok(()),
@@ -537,7 +583,7 @@ fn commit_change(
     let step = loaded.steps[loaded.index].clone();
     tables.put_step(id, &step)?;
     tables.append_event(
-        id,
+        &loaded.operation,
         Event {
             seq: 0,
             kind,
@@ -551,24 +597,21 @@ fn commit_change(
     )?;
 
     let status = OperationStatus::of(&loaded.steps);
+    if status == OperationStatus::Completed {
+        loaded.operation.finished_at = Some(now);
+    }
+    property::after_step(tables, &loaded.operation, &step, caller, now)?;
     if status == loaded.operation.status {
         return Ok(step);
     }
     loaded.operation.status = status;
     if status == OperationStatus::Completed {
-        loaded.operation.finished_at = Some(now);
-        tables.append_event(
-            id,
-            Event {
-                seq: 0,
-                kind: EventKind::OperationFinished,
-                step_order: None,
-                from: None,
-                to: None,
-                actor: caller.actor.clone(),
-                at: now,
-                message: Some("every step is completed or skipped".into()),
-            },
+        tables.append_operation_event(
+            &loaded.operation,
+            EventKind::OperationFinished,
+            &caller.actor,
+            now,
+            FINISHED_MESSAGE.into(),
         )?;
         tracing::debug!(operation_id = id.0, "operation finished");
     }
@@ -578,7 +621,7 @@ fn commit_change(
 
 /// Returns a fresh, unguessable claim token: 128 bits from two independently seeded `SipHash`
 /// states (std's `RandomState` seeds each from the operating system's randomness).
-fn new_token(operation: OperationId, order: u32) -> String {
+pub(crate) fn new_token(operation: OperationId, order: u32) -> String {
     let part = |salt: u64| {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u64(salt);

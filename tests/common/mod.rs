@@ -56,3 +56,17 @@ pub fn open_standard(t: &TempStore) -> eodstore::OperationId {
         .operation
         .id
 }
+
+/// Returns a plan step with the name `Adım ORDER`, no command, no schedule and no retry policy.
+pub fn plan_step(order: u32, code: &str, required: bool) -> eodstore::PlanStep {
+    eodstore::PlanStep {
+        order,
+        code: code.into(),
+        name: format!("Adım {order}"),
+        required,
+        command: None,
+        timeout_seconds: None,
+        schedule: None,
+        retry: None,
+    }
+}
