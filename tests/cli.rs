@@ -3,101 +3,15 @@
 //! stdout/stderr split, the error messages and the documented exit codes.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use eodstore::{ConcurrencyMode, OperationId, Store, StoreOptions};
 use serde_json::Value;
 
-/// A temporary directory to run `eod` in, with its default database path `eod.redb`.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
+#[path = "common/sandbox.rs"]
+mod sandbox;
 
-/// What one `eod` invocation returned.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Parses stdout as one JSON value.
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", self.stdout))
-    }
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().expect("create a temporary directory"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.path("eod.redb")
-    }
-
-    /// Returns an `eod` command in the sandbox with a known environment: no `EOD_DB`, no
-    /// `RUST_LOG`, and `USER=ayşe`.
-    fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_eod"));
-        command
-            .current_dir(self.dir.path())
-            .env_remove("EOD_DB")
-            .env_remove("RUST_LOG")
-            .env_remove("USERNAME")
-            .env("USER", "ayşe");
-        command
-    }
-
-    /// Runs `eod` with exactly `args`.
-    fn eod_raw(&self, args: &[&str]) -> Run {
-        execute(self.command().args(args))
-    }
-
-    /// Runs `eod --db <sandbox>/eod.redb` followed by `args`.
-    fn eod(&self, args: &[&str]) -> Run {
-        execute(self.command().arg("--db").arg(self.db()).args(args))
-    }
-
-    /// Writes a plan file into the sandbox and returns its path as text.
-    fn plan(&self, name: &str, toml: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, toml).expect("write the plan file");
-        path.display().to_string()
-    }
-
-    /// Opens the store in this process, for checks the CLI does not print.
-    fn store(&self) -> Store {
-        Store::open(self.db()).expect("open the database written by eod")
-    }
-}
-
-fn execute(command: &mut Command) -> Run {
-    let output = command.output().expect("run the eod binary");
-    Run {
-        code: output.status.code().expect("eod exited without a signal"),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// Asserts the exit code, showing both streams on failure.
-fn assert_code(run: &Run, code: i32) {
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
-}
+use sandbox::{Run, Sandbox, assert_code, execute};
 
 /// Returns the claim token of a `step start` line `claim=<token> lease_until=<time>`.
 fn claim_of(run: &Run) -> String {
@@ -289,6 +203,9 @@ fn open_turkish_names_round_trip() {
         table.stdout,
         "\
 operation 1: property `default`, business date 2026-12-04, plan `küçük otel`, status open
+plan `küçük otel`, fingerprint e6525766
+property `default`: no business date set, so operations of every date may start
+  in progress: none
 ORDER  CODE    STATUS     ATTEMPTS  REQUIRED  NAME
    10  checks  pending           0  yes       Ön Denetim Kontrolleri
    20  cash    pending           0  no        Kasa Kapanışı — ğüşıöç ĞÜŞİÖÇ
@@ -1037,7 +954,11 @@ fn status_by_date_and_operation() {
     assert_eq!(
         by_date.stdout,
         format!(
-            "operation 1: property `grand`, business date 2026-12-04, plan `standard`, status open\n{STANDARD_TABLE}"
+            "operation 1: property `grand`, business date 2026-12-04, plan `standard`, status open\n\
+             plan `standard`, fingerprint {}\n\
+             property `grand`: no business date set, so operations of every date may start\n  \
+             in progress: none\n{STANDARD_TABLE}",
+            eodstore::Plan::standard().fingerprint()
         )
     );
     assert_eq!(by_date.stderr, "");
@@ -1674,11 +1595,11 @@ fn migrate_old_file_keeps_backup() {
 
     let run = sandbox.eod(&["migrate"]);
     assert_code(&run, 0);
-    assert!(run.stdout.contains("from format 1 to 2"), "{}", run.stdout);
+    assert!(run.stdout.contains("from format 1 to 3"), "{}", run.stdout);
     assert!(sandbox.path("eod.redb.format1.bak").exists());
 
     let again = sandbox.eod(&["--json", "migrate"]).json();
-    assert_eq!(again["from"], 2);
+    assert_eq!(again["from"], 3);
     assert_eq!(again["backup"], Value::Null);
 
     assert_code(

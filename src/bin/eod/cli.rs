@@ -38,7 +38,8 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
-    /// Prints results as one JSON value on stdout.
+    /// Prints results as one JSON value on stdout, except `eod watch`, which prints one JSON
+    /// object per line.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -60,9 +61,12 @@ pub enum Command {
 
     /// Opens the operation like `open` and runs each step whose plan entry has a `command`, in
     /// order. A run stops at a failed step or a manual step, and running it again resumes.
+    /// `--until` closes every business date of the property from its current one through the
+    /// given date, in order.
     Run(RunArgs),
 
-    /// Prints an operation and its steps (reads only).
+    /// Prints an operation, its plan's fingerprint, its property's business date and its steps,
+    /// with each attempt of a step that was retried or failed (reads only).
     Status(StatusArgs),
 
     /// Lists a property's operations, newest business date first (reads only).
@@ -74,6 +78,19 @@ pub enum Command {
     /// Changes one step by hand: start, complete, fail, skip or retry.
     #[command(subcommand)]
     Step(StepCommand),
+
+    /// Sets or shows a property's business date and its operation in progress.
+    #[command(subcommand)]
+    Property(PropertyCommand),
+
+    /// Releases an abandoned operation in progress, so that the property's other operations
+    /// can start. Its steps stay as they are, and the release is recorded with its reason.
+    Release(ReleaseArgs),
+
+    /// Prints each change as it is committed, by any process, until interrupted or until
+    /// `--count` changes were printed (reads only). With `--json` it prints one JSON object per
+    /// line.
+    Watch(WatchArgs),
 
     /// Checks the whole file: redb's page checksums, then every record and the rules between
     /// them (steps match their plan, events match their steps, the day index matches the
@@ -270,12 +287,24 @@ pub struct OpenArgs {
     pub plan: PlanArgs,
 }
 
-/// Arguments of `eod run`.
+/// Arguments of `eod run`: one business date, or a catch-up through `--until`.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("dates").required(true).args(["date", "until"]))]
 pub struct RunArgs {
-    /// The operation's property and business date.
-    #[command(flatten)]
-    pub day: DayArgs,
+    /// Business date of the operation to run, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+
+    /// Runs every business date of the property from its current one through this date,
+    /// inclusive, in order, and stops at the first run that does not finish. Each run's
+    /// `roll_business_date` step advances the date. Set the first date with `eod property
+    /// set-date`.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "override_date")]
+    pub until: Option<String>,
+
+    /// Property (hotel) name.
+    #[arg(long, default_value = "default", value_name = "P")]
+    pub property: String,
 
     /// The plan and the actor.
     #[command(flatten)]
@@ -284,6 +313,11 @@ pub struct RunArgs {
     /// Lease of each step's claim, in seconds. The runner renews it while a command runs.
     #[arg(long, value_name = "N", default_value_t = default_lease_secs(), allow_negative_numbers = true)]
     pub lease_secs: u32,
+
+    /// Runs `--date` although it is not the property's business date, for this reason, which
+    /// the operation's events record as `date_override`.
+    #[arg(long, value_name = "REASON")]
+    pub override_date: Option<String>,
 }
 
 /// Arguments of `eod status`: a property and date, or an operation id.
@@ -379,6 +413,11 @@ pub struct StartArgs {
     /// Lease of the claim, in seconds. After it ends, another caller may take the step over.
     #[arg(long, value_name = "N", default_value_t = default_lease_secs(), allow_negative_numbers = true)]
     pub lease_secs: u32,
+
+    /// Starts the step although its operation's date is not the property's business date, for
+    /// this reason, which the operation's events record as `date_override`.
+    #[arg(long, value_name = "REASON")]
+    pub override_date: Option<String>,
 }
 
 /// Arguments of `eod step complete`.
@@ -419,4 +458,77 @@ pub struct SkipArgs {
     /// Reason for the skip, stored on the step.
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+
+    /// Skips the step although its operation's date is not the property's business date, for
+    /// this reason, which the operation's events record as `date_override`.
+    #[arg(long, value_name = "REASON")]
+    pub override_date: Option<String>,
+}
+
+/// The commands of `eod property`.
+#[derive(Debug, Subcommand)]
+pub enum PropertyCommand {
+    /// Sets the property's business date: the date whose operation may start next. Operations
+    /// of other dates then start only with `--override-date`. Prints the property's state.
+    SetDate(SetDateArgs),
+
+    /// Prints each property's business date, where it came from and when, and its operation in
+    /// progress with its runner (reads only). `--property` selects one property.
+    Show(ShowArgs),
+}
+
+/// Arguments of `eod property set-date`.
+#[derive(Debug, Args)]
+pub struct SetDateArgs {
+    /// Property (hotel) name.
+    #[arg(long, default_value = "default", value_name = "P")]
+    pub property: String,
+
+    /// The new business date, as YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: String,
+
+    /// Actor recorded as the source of the date [default: $USER, else $USERNAME, else the host
+    /// name].
+    #[arg(long, value_name = "A")]
+    pub actor: Option<String>,
+}
+
+/// Arguments of `eod property show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Shows only this property (hotel). Without it, every property with a business date or an
+    /// operation in progress is listed.
+    #[arg(long, value_name = "P")]
+    pub property: Option<String>,
+}
+
+/// Arguments of `eod release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Id of the operation in progress to release.
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    pub operation: u64,
+
+    /// Reason for the release, such as a terminal that is gone, recorded in the `released`
+    /// event.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// Actor recorded in the event [default: $USER, else $USERNAME, else the host name].
+    #[arg(long, value_name = "A")]
+    pub actor: Option<String>,
+}
+
+/// Arguments of `eod watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Prints only the changes of this property (hotel).
+    #[arg(long, value_name = "P")]
+    pub property: Option<String>,
+
+    /// Exits with code 0 after printing this many changes, at least 1. Without it, `eod watch`
+    /// runs until it is interrupted.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    pub count: Option<u64>,
 }

@@ -3,22 +3,25 @@
 mod export;
 mod import;
 mod maintenance;
+mod property;
 mod report;
 mod run;
+mod status;
+mod watch;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
 use eodstore::{
-    Caller, Error, OperationId, OperationView, Plan, Step, Store, StoreOptions,
-    parse_business_date, validate_property,
+    Caller, Error, OperationId, Plan, Step, Store, StoreOptions, parse_business_date,
+    validate_property,
 };
 use jiff::SignedDuration;
 use serde::Serialize;
 
 use crate::cli::{
-    Cli, Command, EventsArgs, FailArgs, FinishArgs, HistoryArgs, OpenArgs, SkipArgs, StartArgs,
-    StatusArgs, StepArgs, StepCommand,
+    Cli, Command, EventsArgs, FailArgs, FinishArgs, HistoryArgs, OpenArgs, PropertyCommand,
+    SkipArgs, StartArgs, StepArgs, StepCommand,
 };
 use crate::output::{self, ChangedOut, EventOut, OperationOut, StartedOut, StepOut, ViewOut};
 
@@ -68,7 +71,7 @@ pub fn execute(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::Open(args) => open(db, json, args),
         Command::Run(args) => run::run(db, json, args),
-        Command::Status(args) => status(db, json, args),
+        Command::Status(args) => status::status(db, json, args),
         Command::History(args) => history(db, json, args),
         Command::Events(args) => events(db, json, args),
         Command::Step(StepCommand::Start(args)) => step_start(db, json, args),
@@ -76,6 +79,10 @@ pub fn execute(cli: &Cli) -> CliResult {
         Command::Step(StepCommand::Fail(args)) => step_fail(db, json, args),
         Command::Step(StepCommand::Skip(args)) => step_skip(db, json, args),
         Command::Step(StepCommand::Retry(args)) => step_retry(db, json, args),
+        Command::Property(PropertyCommand::SetDate(args)) => property::set_date(db, json, args),
+        Command::Property(PropertyCommand::Show(args)) => property::show(db, json, args),
+        Command::Release(args) => property::release(db, json, args),
+        Command::Watch(args) => watch::watch(db, json, args),
         Command::Check => maintenance::check(db, json),
         Command::Migrate => maintenance::migrate(db, json),
         Command::Backup(args) => maintenance::backup(db, json, &args.to),
@@ -111,27 +118,6 @@ fn open(db: &Path, json: bool, args: &OpenArgs) -> CliResult {
     Ok(Outcome::Success)
 }
 
-fn status(db: &Path, json: bool, args: &StatusArgs) -> CliResult {
-    let date = args.date.as_deref().map(parse_business_date).transpose()?;
-    let store = open_read_only(db)?;
-    let view: OperationView = match (date, args.operation) {
-        (Some(date), _) => store.view_by_date(&args.property, date)?,
-        (None, Some(id)) => store.view(OperationId(id))?,
-        (None, None) => {
-            return Err(CliError::Internal {
-                message: "`eod status` got neither `--date` nor `--operation`".into(),
-            });
-        }
-    };
-    let steps = view
-        .steps
-        .iter()
-        .map(|step| StepOut::new(step, None))
-        .collect();
-    print_view(json, &ViewOut::new(&view.operation, steps, None))?;
-    Ok(Outcome::Success)
-}
-
 fn history(db: &Path, json: bool, args: &HistoryArgs) -> CliResult {
     let store = open_read_only(db)?;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
@@ -154,7 +140,10 @@ fn events(db: &Path, json: bool, args: &EventsArgs) -> CliResult {
 
 fn step_start(db: &Path, json: bool, args: &StartArgs) -> CliResult {
     // No process is recorded in the caller, so this claim ends only when its lease does.
-    let caller = step_caller(&args.step).lease(lease_from_secs(args.lease_secs)?);
+    let caller = with_override(
+        step_caller(&args.step).lease(lease_from_secs(args.lease_secs)?),
+        args.override_date.as_deref(),
+    );
     let store = Store::open(db)?;
     let started = store.start_step(OperationId(args.step.operation), args.step.order, &caller)?;
 
@@ -204,7 +193,7 @@ fn step_fail(db: &Path, json: bool, args: &FailArgs) -> CliResult {
 }
 
 fn step_skip(db: &Path, json: bool, args: &SkipArgs) -> CliResult {
-    let caller = step_caller(&args.step);
+    let caller = with_override(step_caller(&args.step), args.override_date.as_deref());
     let store = Store::open(db)?;
     let step = store.skip_step(
         OperationId(args.step.operation),
@@ -305,6 +294,14 @@ fn step_caller(args: &StepArgs) -> Caller {
     let caller = Caller::new(actor(args.actor.as_deref()));
     match &args.request_id {
         Some(request_id) => caller.request_id(request_id),
+        None => caller,
+    }
+}
+
+/// Adds the business-date override of `--override-date` to `caller`, when one was given.
+fn with_override(caller: Caller, reason: Option<&str>) -> Caller {
+    match reason {
+        Some(reason) => caller.override_business_date(reason),
         None => caller,
     }
 }

@@ -1,6 +1,7 @@
 //! `eod run`: runs the commands of a plan's steps in order, and explains where a run stopped.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,31 +9,132 @@ use eodstore::runner::{
     MissingHandler, Progress, RunOutcome, RunReport, Runner, ShellEnvironment, shell_handler,
 };
 use eodstore::{
-    Caller, OperationId, Step, StepStatus, Store, StoreOptions, parse_business_date, shell_word,
-    validate_property,
+    Caller, OperationId, Plan, Step, StepStatus, Store, StoreOptions, parse_business_date,
+    shell_word, validate_property,
 };
+use jiff::civil::Date;
 
 use super::{
-    CliError, CliResult, Outcome, actor, lease_from_secs, load_plan, opened_line, print_view,
+    CliError, CliResult, Outcome, actor, lease_from_secs, load_plan, opened_line, print,
+    print_view, with_override,
 };
 use crate::cli::{PlanArgs, RunArgs};
-use crate::output::{StepOut, ViewOut};
+use crate::output::{self, StepOut, ViewOut};
+
+/// The business dates of one `eod run`: one date, or every date through `--until`.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Date(Date),
+    Until(Date),
+}
 
 /// Opens the operation and runs each step that has a command through `sh -c`, pausing at the
-/// first step without one. Progress lines go to stderr; the steps go to stdout.
+/// first step without one. With `--until`, it does so for each business date of the catch-up.
+/// Progress lines go to stderr, and the steps go to stdout.
 pub(super) fn run(db: &Path, json: bool, args: &RunArgs) -> CliResult {
-    let date = parse_business_date(&args.day.date)?;
+    let target = match (&args.date, &args.until) {
+        (Some(date), None) => Target::Date(parse_business_date(date)?),
+        (None, Some(until)) => Target::Until(parse_business_date(until)?),
+        _ => {
+            return Err(CliError::Internal {
+                message: "`eod run` needs exactly one of `--date` and `--until`".into(),
+            });
+        }
+    };
     let plan = load_plan(&args.plan.plan)?;
     let lease = lease_from_secs(args.lease_secs)?;
-    let caller = Caller::new(actor(args.plan.actor.as_deref())).lease(lease);
+    let caller = with_override(
+        Caller::new(actor(args.plan.actor.as_deref())).lease(lease),
+        args.override_date.as_deref(),
+    );
     // Inputs are checked before the file is created, so a typo creates no database.
-    validate_property(&args.day.property)?;
+    validate_property(&args.property)?;
     caller.validate()?;
 
-    let store = Store::open_with(db, StoreOptions::new().create(true))?;
+    // A catch-up starts from the property's business date, which only an existing file holds.
+    let create = matches!(target, Target::Date(_));
+    let store = Store::open_with(db, StoreOptions::new().create(create))?;
+    let mut runner = shell_runner(&store, &plan, caller, db);
+    let eod = eod_command(db);
+    match target {
+        Target::Date(date) => {
+            let mut created = Vec::new();
+            let report = runner.run(&args.property, date, |progress| {
+                note_created(progress, &mut created);
+                report_progress(progress, false);
+            })?;
+            let created = created.pop().unwrap_or_default();
+            print_view(json, &run_view(&report, &created))?;
+            let rerun = rerun_command(&eod, &format!("--date {date}"), &args.property, &args.plan);
+            explain_outcome(&report, &eod, &rerun)
+        }
+        Target::Until(until) => catch_up(&store, &mut runner, until, json, args, &eod),
+    }
+}
+
+/// Runs every business date of the property from its current one through `until`, prints
+/// each run as a single run prints it, and returns the outcome of the last run.
+fn catch_up(
+    store: &Store,
+    runner: &mut Runner<'_, '_>,
+    until: Date,
+    json: bool,
+    args: &RunArgs,
+    eod: &str,
+) -> CliResult {
+    let mut created = Vec::new();
+    let reports = runner.run_until(&args.property, until, |progress| {
+        note_created(progress, &mut created);
+        report_progress(progress, true);
+    })?;
+
+    if reports.is_empty() {
+        let current = store
+            .property(&args.property)?
+            .and_then(|state| state.business_date)
+            .map_or_else(|| "not set".to_owned(), |date| date.to_string());
+        eprintln!(
+            "the business date of `{}` is {current}, which is after {until}, so no date was due \
+             and nothing ran",
+            args.property
+        );
+    }
+    let views: Vec<ViewOut<'_>> = reports
+        .iter()
+        .zip(created.iter().chain(std::iter::repeat(&HashMap::new())))
+        .map(|(report, created)| run_view(report, created))
+        .collect();
+    if json {
+        print(true, &views, |_| Ok(()))?;
+    }
+
+    let rerun = rerun_command(eod, &format!("--until {until}"), &args.property, &args.plan);
+    let mut outcome = Outcome::Success;
+    for (index, (report, view)) in reports.iter().zip(&views).enumerate() {
+        if !json {
+            print(false, view, |out| {
+                if index > 0 {
+                    writeln!(out)?;
+                }
+                output::write_view(out, view)
+            })?;
+        }
+        outcome = explain_outcome(report, eod, &rerun)?;
+    }
+    Ok(outcome)
+}
+
+/// Builds a runner that runs each step's `command` through `sh -c` and pauses at a step
+/// without one.
+fn shell_runner<'s>(
+    store: &'s Store,
+    plan: &'s Plan,
+    caller: Caller,
+    db: &Path,
+) -> Runner<'s, 'static> {
     // Commands may change directory, so they get the database as an absolute path.
     let database = std::path::absolute(db).unwrap_or_else(|_| db.to_owned());
-    let mut runner = Runner::new(&store, &plan, caller);
+    let mut runner = Runner::new(store, plan, caller);
     runner.on_missing_handler(MissingHandler::Pause);
     for step in plan.steps() {
         if let Some(command) = &step.command {
@@ -46,19 +148,25 @@ pub(super) fn run(db: &Path, json: bool, args: &RunArgs) -> CliResult {
             );
         }
     }
+    runner
+}
 
-    let mut created: HashMap<u32, bool> = HashMap::new();
-    let report = runner.run(&args.day.property, date, |progress| {
-        if let Progress::Opened(opened) = progress {
-            created = opened
+/// Records, for each run that opens its operation, which of its steps the run created.
+fn note_created(progress: &Progress<'_>, created: &mut Vec<HashMap<u32, bool>>) {
+    if let Progress::Opened(opened) = progress {
+        created.push(
+            opened
                 .steps
                 .iter()
                 .map(|seeded| (seeded.step.order, seeded.created))
-                .collect();
-        }
-        report_progress(progress);
-    })?;
+                .collect(),
+        );
+    }
+}
 
+/// Returns a run's operation and steps for printing, each step marked with whether the run
+/// created it.
+fn run_view<'a>(report: &'a RunReport, created: &HashMap<u32, bool>) -> ViewOut<'a> {
     let steps = report
         .steps
         .iter()
@@ -69,27 +177,21 @@ pub(super) fn run(db: &Path, json: bool, args: &RunArgs) -> CliResult {
             )
         })
         .collect();
-    print_view(
-        json,
-        &ViewOut::new(&report.operation, steps, Some(&report.outcome)),
-    )?;
-    let eod = eod_command(db);
-    explain_outcome(
-        &report,
-        &eod,
-        &rerun_command(&eod, &args.day.date, &args.day.property, &args.plan),
-    )
+    ViewOut::new(&report.operation, steps, Some(&report.outcome))
 }
 
-/// Writes one progress line of a run to stderr.
-fn report_progress(progress: &Progress<'_>) {
+/// Writes one progress line of a run to stderr. In a catch-up, the line that opens an
+/// operation starts with its business date.
+fn report_progress(progress: &Progress<'_>, catch_up: bool) {
     match progress {
         Progress::Opened(opened) => {
             let seeded = opened.steps.iter().filter(|seeded| seeded.created).count();
-            eprintln!(
-                "{}",
-                opened_line(opened.operation.id, opened.created, seeded)
-            );
+            let line = opened_line(opened.operation.id, opened.created, seeded);
+            if catch_up {
+                eprintln!("business date {}: {line}", opened.operation.business_date);
+            } else {
+                eprintln!("{line}");
+            }
         }
         Progress::AlreadyDone(step) => {
             eprintln!("{} was already {}", describe(step), step.status);
@@ -112,6 +214,19 @@ fn report_progress(progress: &Progress<'_>) {
                 _ => "completed in",
             };
             eprintln!("{} {verb} {:.2}s", describe(step), elapsed.as_secs_f64());
+        }
+        Progress::Retrying {
+            step,
+            attempt,
+            max_attempts,
+            delay,
+        } => {
+            eprintln!(
+                "{} is retried in {:.2}s, as attempt {attempt} of at most {max_attempts} in this \
+                 run",
+                describe(step),
+                delay.as_secs_f64()
+            );
         }
         _ => {}
     }
@@ -153,6 +268,16 @@ fn explain_outcome(report: &RunReport, eod: &str, rerun: &str) -> CliResult {
             let next = next.join("; ");
             eprintln!("{next}");
             Ok(Outcome::StepFailed)
+        }
+        RunOutcome::AlreadyFinished {
+            finished_at,
+            finished_by,
+        } => {
+            eprintln!(
+                "operation {id} already finished at {finished_at:.0}, finished by \
+                 `{finished_by}`; nothing was run"
+            );
+            Ok(Outcome::Success)
         }
         RunOutcome::Paused { order, code } => {
             let Some(step) = find(*order) else {
@@ -220,12 +345,10 @@ fn eod_command(db: &Path) -> String {
     }
 }
 
-/// Returns the `eod run` command line that resumes this run, for messages.
-fn rerun_command(eod: &str, date: &str, property: &str, plan: &PlanArgs) -> String {
-    let command = format!(
-        "{eod} run --date {date} --property {}",
-        shell_word(property)
-    );
+/// Returns the `eod run` command line that resumes this run, for messages. `dates` is the
+/// `--date` or `--until` option with its value.
+fn rerun_command(eod: &str, dates: &str, property: &str, plan: &PlanArgs) -> String {
+    let command = format!("{eod} run {dates} --property {}", shell_word(property));
     if plan.plan == "standard" {
         command
     } else {
