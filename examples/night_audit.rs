@@ -10,7 +10,17 @@
 //! cargo run --example night_audit -- --db /tmp/eod-demo/eod.redb
 //! cargo run --example night_audit -- --db /tmp/eod-demo/eod.redb --crash-after post_room_charges
 //! cargo run --example night_audit -- --db /tmp/eod-demo/eod.redb    # resumes and finishes
+//! cargo run --example night_audit -- --db /tmp/eod-demo/other.redb --crash-during post_room_charges
+//! cargo run --example night_audit -- --db /tmp/eod-demo/other.redb  # posts everything once
 //! ```
+//!
+//! # Exactly-once postings
+//!
+//! `post_room_charges` writes the night's room and tax postings into the PMS's own table
+//! `pms_postings`, in the store's file, inside the write transaction that completes the step
+//! ([`Runner::handler_with_effects`]). The postings and the step's completion commit together
+//! or not at all: after a crash at any point and a resumed run, each charge is posted once.
+//! The summary's second line checks it against the sample data.
 //!
 //! # Flags
 //!
@@ -19,21 +29,30 @@
 //!   exist in the working directory is taken relative to this crate's directory.
 //! - `--date YYYY-MM-DD`: the business date (default: `business_date` of `hotel.toml`).
 //! - `--property CODE`: the property (default: `property` of `hotel.toml`).
-//! - `--report-dir DIR`: the directory for the report, the postings journal and the postings
-//!   export (default: `eod-reports` beside `--db`; the repository's `.gitignore` covers it and
-//!   `eod.redb`, so a run in the repository leaves `git status` clean).
+//! - `--report-dir DIR`: the directory for the report and the postings export (default:
+//!   `eod-reports` beside `--db`; the repository's `.gitignore` covers it and `eod.redb`, so a
+//!   run in the repository leaves `git status` clean).
 //! - `--crash-after CODE`: aborts the process (`std::process::abort`, so SIGABRT on Unix)
 //!   right after the start of step `CODE` is committed, leaving the step running under this
 //!   process's claim. The next run takes the step over, because the claiming process no longer
 //!   exists, and finishes the operation.
+//! - `--crash-during post_room_charges`: aborts the process inside the step's transaction,
+//!   after half of the postings are written and before the commit. Nothing of that
+//!   transaction remains; the next run takes the step over and posts every charge once.
 //!
 //! # Output
 //!
 //! One line when the operation is opened, then one line per step with its order, code,
 //! status, duration and the handler's summary. A step that ended in an earlier run shows
-//! `(earlier run)` and its stored duration. The last line is a summary such as
-//! `operation=1 status=completed steps=10 completed=10 skipped=0 failed=0 pending=0`.
+//! `(earlier run)` and its stored duration. Two summary lines end the output, such as
+//! `operation=1 status=completed steps=10 completed=10 skipped=0 failed=0 pending=0` and
+//! `postings=12 expected=12 duplicates=0`: the postings stored for the date, the postings the
+//! sample data gives, and the stored postings that repeat another's reservation and code.
 //! Running a finished operation again writes nothing and prints the same summary.
+//!
+//! The completed `roll_business_date` step advances the property's business date in the
+//! store, so a run for an earlier date is then refused as already closed, and the next date
+//! runs next.
 //!
 //! The exit status is 0 when the operation is completed, 1 when a step failed or the data or
 //! the store gave an error (the message goes to stderr), 2 for invalid flags. A failed step
@@ -69,9 +88,9 @@
 //!
 //! # Files written
 //!
-//! Into the report directory: `postings-PROPERTY-DATE.csv` (the postings journal, replaced as a
-//! whole by `post_room_charges`), `night-audit-PROPERTY-DATE.txt` (the report) and
-//! `postings-PROPERTY-DATE.json` (the `backup` step's export, without guest data).
+//! Into the report directory: `night-audit-PROPERTY-DATE.txt` (the report) and
+//! `postings-PROPERTY-DATE.json` (the `backup` step's export, without guest data). The
+//! postings themselves live in the store's file, in the `pms_postings` table.
 
 #[path = "night_audit/audit.rs"]
 mod audit;
@@ -106,13 +125,17 @@ struct Args {
     /// The property code [default: `property` of hotel.toml].
     #[arg(long, value_name = "CODE")]
     property: Option<String>,
-    /// The directory for the report, postings journal and export [default: `eod-reports`
-    /// beside --db].
+    /// The directory for the report and the postings export [default: `eod-reports` beside
+    /// --db].
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
     /// Aborts the process right after the start of this step is committed.
     #[arg(long, value_name = "CODE")]
     crash_after: Option<String>,
+    /// Aborts the process inside this step's transaction, after part of its postings are
+    /// written and before the commit (only `post_room_charges` has such a transaction).
+    #[arg(long, value_name = "CODE")]
+    crash_during: Option<String>,
 }
 
 /// An error that stops a run.
@@ -180,6 +203,17 @@ fn run(args: &Args) -> Result<(), Failure> {
         });
     }
 
+    if let Some(code) = &args.crash_during
+        && code != "post_room_charges"
+    {
+        return Err(Failure::Invalid {
+            message: format!(
+                "invalid --crash-during `{code}`: only `post_room_charges` writes postings in \
+                 its step's transaction"
+            ),
+        });
+    }
+
     let db_dir = match args.db.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
@@ -197,9 +231,9 @@ fn run(args: &Args) -> Result<(), Failure> {
 
     // One Store per file per process, shared by the runner and any other code of the PMS.
     let store = Store::open_or_create(&args.db)?;
-    let audit = Audit::new(&hotel, &property, date, &report_dir);
+    let audit = Audit::new(&hotel, &store, &property, date, &report_dir);
     let mut runner = Runner::new(&store, &plan, Caller::new("night-auditor"));
-    register_handlers(&mut runner, &audit);
+    register_handlers(&mut runner, &audit, args.crash_during.is_some());
 
     let crash_after = args.crash_after.as_deref();
     let report = runner.run(&property, date, |event| print_progress(event, crash_after))?;
@@ -221,6 +255,12 @@ fn run(args: &Args) -> Result<(), Failure> {
         count(StepStatus::Failed),
         count(StepStatus::Pending)
     );
+    let postings = audit::check_postings(&store, &hotel, &property, date)
+        .map_err(|message| Failure::Invalid { message })?;
+    println!(
+        "postings={} expected={} duplicates={}",
+        postings.postings, postings.expected, postings.duplicates
+    );
     match report.outcome {
         RunOutcome::Failed { order, code, error } => {
             Err(Failure::StepFailed { order, code, error })
@@ -231,8 +271,10 @@ fn run(args: &Args) -> Result<(), Failure> {
 
 /// Registers a handler for every step of the standard plan. A handler's `Ok` text becomes the
 /// step's stored output. Its `Err` text fails the step, and the next run retries it. The
-/// no-show, departures and cashier steps only report, so they return plain text.
-fn register_handlers<'h>(runner: &mut Runner<'_, 'h>, audit: &'h Audit<'h>) {
+/// no-show, departures and cashier steps only report, so they return plain text. The postings
+/// are written in the transaction that completes their step; with `crash_during` the process
+/// aborts inside it.
+fn register_handlers<'h>(runner: &mut Runner<'_, 'h>, audit: &'h Audit<'h>, crash_during: bool) {
     fn stored(result: Result<String, String>) -> HandlerResult {
         result.map(Some).map_err(HandlerError::new)
     }
@@ -241,7 +283,19 @@ fn register_handlers<'h>(runner: &mut Runner<'_, 'h>, audit: &'h Audit<'h>) {
         .handler("no_shows", |_| Ok(Some(audit.no_shows())))
         .handler("departures_check", |_| Ok(Some(audit.departures_check())))
         .handler("room_rate_check", |_| stored(audit.room_rate_check()))
-        .handler("post_room_charges", |_| stored(audit.post_room_charges()))
+        .handler_with_effects("post_room_charges", move |_, effects| {
+            let interrupt = || {
+                if crash_during {
+                    println!(
+                        " 5 post_room_charges   half of the postings written, aborting the \
+                         process as --crash-during requests"
+                    );
+                    let _ = std::io::stdout().flush();
+                    std::process::abort();
+                }
+            };
+            stored(audit.post_room_charges(effects, &interrupt))
+        })
         .handler("folio_balance", |_| stored(audit.folio_balance()))
         .handler("cashier_close", |_| Ok(Some(audit.cashier_close())))
         .handler("reports", |ctx| stored(audit.reports(ctx.operation.id)))

@@ -102,6 +102,19 @@ impl Finished {
         self.stdout.lines().last().unwrap_or("")
     }
 
+    /// Returns the night audit's summary line of its steps, `operation=...`.
+    fn summary_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .find(|line| line.starts_with("operation="))
+            .unwrap_or("")
+    }
+
+    /// Returns the night audit's last line, `postings=N expected=N duplicates=N`.
+    fn postings_line(&self) -> &str {
+        self.last_line()
+    }
+
     fn describe(&self) -> String {
         format!(
             "status {:?}\n--- stdout\n{}--- stderr\n{}",
@@ -188,7 +201,7 @@ fn night_audit_completes_then_reruns_idle() {
 
     let first = night_audit(&db, &[]);
     assert!(first.status.success(), "{}", first.describe());
-    assert_eq!(first.last_line(), COMPLETED, "{}", first.describe());
+    assert_eq!(first.summary_line(), COMPLETED, "{}", first.describe());
     let step_lines = first
         .stdout
         .lines()
@@ -197,15 +210,23 @@ fn night_audit_completes_then_reruns_idle() {
     assert_eq!(step_lines, 10, "{}", first.describe());
 
     let hotel = sample_hotel();
+    let store = Store::open(&db).expect("the store opens");
     let audit = Audit::new(
         &hotel,
+        &store,
         &hotel.property,
         hotel.business_date,
         &dir.path().join("eod-reports"),
     );
     let expected = audit::room_postings(&hotel, hotel.business_date);
     assert_eq!(
-        audit.read_journal().expect("the journal is readable"),
+        first.postings_line(),
+        format!("postings={0} expected={0} duplicates=0", expected.len()),
+        "{}",
+        first.describe()
+    );
+    assert_eq!(
+        audit.postings().expect("the postings are readable"),
         expected
     );
     let export = std::fs::read_to_string(audit.export_path()).expect("the export exists");
@@ -231,11 +252,7 @@ fn night_audit_completes_then_reruns_idle() {
             .all(|step| step.status == StepStatus::Completed && step.attempts == 1)
     );
     let events = event_count(&db, id);
-    let files = [
-        audit.journal_path(),
-        audit.report_path(),
-        audit.export_path(),
-    ];
+    let files = [audit.report_path(), audit.export_path()];
     let before: Vec<_> = files
         .iter()
         .map(|path| std::fs::read(path).expect("read output"))
@@ -249,7 +266,7 @@ fn night_audit_completes_then_reruns_idle() {
 
     let again = night_audit(&db, &[]);
     assert!(again.status.success(), "{}", again.describe());
-    assert_eq!(again.last_line(), COMPLETED, "{}", again.describe());
+    assert_eq!(again.summary_line(), COMPLETED, "{}", again.describe());
     assert_eq!(
         again.stdout.matches("(earlier run)").count(),
         10,
@@ -303,12 +320,6 @@ fn night_audit_resumes_after_crash() {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let db = dir.path().join("eod.redb");
     let hotel = sample_hotel();
-    let audit = Audit::new(
-        &hotel,
-        &hotel.property,
-        hotel.business_date,
-        &dir.path().join("eod-reports"),
-    );
 
     let crashed = night_audit(&db, &["--crash-after", "post_room_charges"]);
     assert!(!crashed.status.success(), "{}", crashed.describe());
@@ -327,15 +338,16 @@ fn night_audit_resumes_after_crash() {
         "{}",
         crashed.describe()
     );
-    assert!(
-        !audit.journal_path().exists(),
-        "the handler ran before the abort"
-    );
+    let unposted = {
+        let store = Store::open(&db).expect("the store opens");
+        audit::read_postings(&store, &hotel.property, hotel.business_date).expect("postings")
+    };
+    assert!(unposted.is_empty(), "the handler ran before the abort");
     let id = assert_left_running(&db, crashed.pid);
 
     let resumed = night_audit(&db, &[]);
     assert!(resumed.status.success(), "{}", resumed.describe());
-    assert_eq!(resumed.last_line(), COMPLETED, "{}", resumed.describe());
+    assert_eq!(resumed.summary_line(), COMPLETED, "{}", resumed.describe());
     assert!(
         resumed.stdout.contains("no longer exists"),
         "{}",
@@ -368,14 +380,23 @@ fn night_audit_resumes_after_crash() {
     );
     drop(store);
 
-    // Each stay was posted once: the journal contains exactly the postings the sample gives.
+    // Each stay was posted once: the store has exactly the postings the sample gives.
     let expected = audit::room_postings(&hotel, hotel.business_date);
     let stays = audit::stays_tonight(&hotel, hotel.business_date).len();
     assert_eq!(expected.len(), stays * (1 + hotel.taxes.len()));
+    let store = Store::open(&db).expect("the store opens");
+    let audit = Audit::new(
+        &hotel,
+        &store,
+        &hotel.property,
+        hotel.business_date,
+        &dir.path().join("eod-reports"),
+    );
     assert_eq!(
-        audit.read_journal().expect("the journal is readable"),
+        audit.postings().expect("the postings are readable"),
         expected
     );
+    drop(store);
     let output = steps[4].output_tail.as_deref().unwrap_or("");
     assert!(
         output.starts_with(&format!(
@@ -388,8 +409,99 @@ fn night_audit_resumes_after_crash() {
     let events_before = event_count(&db, id);
     let third = night_audit(&db, &[]);
     assert!(third.status.success(), "{}", third.describe());
-    assert_eq!(third.last_line(), COMPLETED, "{}", third.describe());
+    assert_eq!(third.summary_line(), COMPLETED, "{}", third.describe());
     assert_eq!(event_count(&db, id), events_before);
+}
+
+/// A crash inside `post_room_charges`'s transaction, after half of its postings are written,
+/// leaves no posting and the step running; the resumed run posts every charge once.
+#[test]
+fn night_audit_posts_once_after_crash_during_postings() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let db = dir.path().join("eod.redb");
+    let hotel = sample_hotel();
+    let expected = audit::room_postings(&hotel, hotel.business_date);
+
+    let crashed = night_audit(&db, &["--crash-during", "post_room_charges"]);
+    assert!(!crashed.status.success(), "{}", crashed.describe());
+    assert!(
+        crashed
+            .stdout
+            .contains("half of the postings written, aborting"),
+        "{}",
+        crashed.describe()
+    );
+    {
+        let store = Store::open(&db).expect("the store opens");
+        let check = audit::check_postings(&store, &hotel, &hotel.property, hotel.business_date)
+            .expect("postings");
+        assert_eq!(
+            check.postings, 0,
+            "postings of an aborted transaction remain"
+        );
+        assert_eq!(check.expected, expected.len());
+    }
+    let id = assert_left_running(&db, crashed.pid);
+
+    let resumed = night_audit(&db, &[]);
+    assert!(resumed.status.success(), "{}", resumed.describe());
+    assert_eq!(resumed.summary_line(), COMPLETED, "{}", resumed.describe());
+    assert_eq!(
+        resumed.postings_line(),
+        format!("postings={0} expected={0} duplicates=0", expected.len()),
+        "{}",
+        resumed.describe()
+    );
+    let store = Store::open(&db).expect("the store opens");
+    assert_eq!(
+        audit::read_postings(&store, &hotel.property, hotel.business_date).expect("postings"),
+        expected
+    );
+    let events = store.events(id).expect("events");
+    let completions = events
+        .iter()
+        .filter(|event| event.kind == EventKind::Completed && event.step_order == Some(5))
+        .count();
+    assert_eq!(completions, 1);
+
+    // A crash request for a step without a transaction of its own is refused.
+    let refused = night_audit(&db, &["--crash-during", "reports"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("invalid --crash-during `reports`"),
+        "{}",
+        refused.describe()
+    );
+}
+
+/// A crash just after the postings' transaction committed (at the start of the next step)
+/// leaves the postings and the completed step; the resumed run does not post again.
+#[test]
+fn night_audit_posts_once_after_crash_after_postings() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let db = dir.path().join("eod.redb");
+    let hotel = sample_hotel();
+    let expected = audit::room_postings(&hotel, hotel.business_date).len();
+
+    let crashed = night_audit(&db, &["--crash-after", "folio_balance"]);
+    assert!(!crashed.status.success(), "{}", crashed.describe());
+    {
+        let store = Store::open(&db).expect("the store opens");
+        let check = audit::check_postings(&store, &hotel, &hotel.property, hotel.business_date)
+            .expect("postings");
+        assert_eq!((check.postings, check.duplicates), (expected, 0));
+    }
+    let resumed = night_audit(&db, &[]);
+    assert!(resumed.status.success(), "{}", resumed.describe());
+    assert_eq!(
+        resumed.postings_line(),
+        format!("postings={expected} expected={expected} duplicates=0"),
+        "{}",
+        resumed.describe()
+    );
+    let (_, steps) = stored_steps(&db);
+    assert_eq!(steps[4].attempts, 1, "post_room_charges ran again");
+    assert_eq!(steps[5].attempts, 2, "folio_balance was not taken over");
 }
 
 #[test]
@@ -411,7 +523,7 @@ fn night_audit_retries_failed_pre_audit() {
     let failed = night_audit(&db, &["--data", data_arg]);
     assert_eq!(failed.status.code(), Some(1), "{}", failed.describe());
     assert_eq!(
-        failed.last_line(),
+        failed.summary_line(),
         "operation=1 status=failed steps=10 completed=0 skipped=0 failed=1 pending=9"
     );
     assert!(
@@ -424,7 +536,7 @@ fn night_audit_retries_failed_pre_audit() {
     std::fs::write(&reservations, original).expect("restore reservations");
     let retried = night_audit(&db, &["--data", data_arg]);
     assert!(retried.status.success(), "{}", retried.describe());
-    assert_eq!(retried.last_line(), COMPLETED, "{}", retried.describe());
+    assert_eq!(retried.summary_line(), COMPLETED, "{}", retried.describe());
     let (_, steps) = stored_steps(&db);
     assert_eq!(steps[0].attempts, 2);
 }

@@ -6,23 +6,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use eodstore::OperationId;
+use eodstore::redb::{ReadableTable as _, TableDefinition};
+use eodstore::{OperationId, SideEffects, Store};
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::hotel::{self, Hotel, PaymentMethod, Reservation, ReservationStatus, Tax, TaxKind};
+use crate::hotel::{Hotel, PaymentMethod, Reservation, ReservationStatus, Tax, TaxKind};
 
 /// The posting code of a night's room charge.
 pub const ROOM_CODE: &str = "ROOM";
 
-/// The columns of the postings journal that `post_room_charges` writes.
-pub const JOURNAL_COLUMNS: [&str; 4] = ["reservation", "room", "code", "amount"];
+/// The PMS's own postings table, kept in the store's file:
+/// `(property, business date, line)` to `(reservation, room, code, amount in minor units)`.
+/// `post_room_charges` writes it in the transaction that completes the step, so the postings
+/// and the step's completion commit together or not at all.
+pub const POSTINGS: TableDefinition<PostingKey, PostingRow> = TableDefinition::new("pms_postings");
+
+/// A key of the postings table: property, business date (`YYYY-MM-DD`) and line number.
+pub type PostingKey = (&'static str, &'static str, u32);
+/// A row of the postings table: reservation, room, code and amount in minor units.
+pub type PostingRow = (&'static str, &'static str, &'static str, i64);
 
 /// The maximum number of entries a summary lists before it gives the count of the rest. The
 /// store keeps only the last 4096 bytes of a step's output, so summaries stay short.
 const LISTED: usize = 5;
 
-/// One line of the postings journal: an amount charged to a reservation's folio.
+/// One posting: an amount charged to a reservation's folio.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Posting {
     /// The reservation whose folio is charged.
@@ -314,26 +323,104 @@ struct PostingsExport<'a> {
 #[derive(Debug)]
 pub struct Audit<'a> {
     hotel: &'a Hotel,
+    store: &'a Store,
     property: String,
     date: Date,
     out_dir: PathBuf,
 }
 
+/// Reads the postings of `property` on `date` from the store's `pms_postings` table, in line
+/// order.
+///
+/// # Errors
+///
+/// Returns why the table cannot be read.
+pub fn read_postings(store: &Store, property: &str, date: Date) -> Result<Vec<Posting>, String> {
+    let day = date.to_string();
+    store
+        .read_app(|app| {
+            let Some(table) = app.open_table(POSTINGS)? else {
+                return Ok(Vec::new());
+            };
+            let range = table
+                .range((property, day.as_str(), 0)..=(property, day.as_str(), u32::MAX))
+                .map_err(|err| eodstore::Error::InvalidInput {
+                    what: "postings",
+                    value: day.clone(),
+                    expected: err.to_string(),
+                })?;
+            let mut postings = Vec::new();
+            for entry in range {
+                let (_, value) = entry.map_err(|err| eodstore::Error::InvalidInput {
+                    what: "postings",
+                    value: day.clone(),
+                    expected: err.to_string(),
+                })?;
+                let (reservation, room, code, amount) = value.value();
+                postings.push(Posting {
+                    reservation: reservation.to_owned(),
+                    room: room.to_owned(),
+                    code: code.to_owned(),
+                    amount,
+                });
+            }
+            Ok(postings)
+        })
+        .map_err(|err| format!("cannot read the postings of {date}: {err}"))
+}
+
+/// The postings of a business date as stored, against what the sample data gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostingCheck {
+    /// The postings stored for the date.
+    pub postings: usize,
+    /// The postings the sample data gives for the date.
+    pub expected: usize,
+    /// The stored postings that repeat an earlier one's reservation and code.
+    pub duplicates: usize,
+}
+
+/// Counts the stored postings of `property` on `date` and their duplicates.
+///
+/// # Errors
+///
+/// Returns why the postings cannot be read.
+pub fn check_postings(
+    store: &Store,
+    hotel: &Hotel,
+    property: &str,
+    date: Date,
+) -> Result<PostingCheck, String> {
+    let postings = read_postings(store, property, date)?;
+    let mut seen = std::collections::HashSet::new();
+    let duplicates = postings
+        .iter()
+        .filter(|posting| !seen.insert((posting.reservation.as_str(), posting.code.as_str())))
+        .count();
+    Ok(PostingCheck {
+        postings: postings.len(),
+        expected: room_postings(hotel, date).len(),
+        duplicates,
+    })
+}
+
 impl<'a> Audit<'a> {
-    /// Creates the audit of `property` on `date`, writing its files into `out_dir`.
-    pub fn new(hotel: &'a Hotel, property: &str, date: Date, out_dir: &Path) -> Audit<'a> {
+    /// Creates the audit of `property` on `date`, keeping its postings in `store` and writing
+    /// its files into `out_dir`.
+    pub fn new(
+        hotel: &'a Hotel,
+        store: &'a Store,
+        property: &str,
+        date: Date,
+        out_dir: &Path,
+    ) -> Audit<'a> {
         Audit {
             hotel,
+            store,
             property: property.to_owned(),
             date,
             out_dir: out_dir.to_owned(),
         }
-    }
-
-    /// Returns the path of the postings journal (CSV), written by `post_room_charges`.
-    pub fn journal_path(&self) -> PathBuf {
-        self.out_dir
-            .join(format!("postings-{}-{}.csv", self.property, self.date))
     }
 
     /// Returns the path of the postings export (JSON), written by `backup`.
@@ -446,23 +533,47 @@ impl<'a> Audit<'a> {
         Ok(summary)
     }
 
-    /// Computes the night's room and tax postings and writes them to the postings journal.
+    /// Computes the night's room and tax postings and writes them into the `pms_postings`
+    /// table, inside the transaction that completes the step.
     ///
-    /// The journal is replaced as a whole, so running the step again after a crash (the runner
-    /// takes the step over) posts each charge once. A PMS that posts into its own database gets
-    /// the same guarantee from a unique key on (reservation, business date, code).
-    pub fn post_room_charges(&self) -> Result<String, String> {
+    /// Either the postings and the step's completion commit together, or neither does, so a
+    /// crash at any point and a resumed run post each charge exactly once. `interrupt` is
+    /// called after half of the postings are written and before the commit; the example's
+    /// `--crash-during` aborts the process there.
+    pub fn post_room_charges(
+        &self,
+        effects: &mut SideEffects<'_>,
+        interrupt: &dyn Fn(),
+    ) -> Result<String, String> {
         let postings = room_postings(self.hotel, self.date);
-        let mut journal = JOURNAL_COLUMNS.join(",");
-        journal.push('\n');
-        for posting in &postings {
-            let _ = writeln!(
-                journal,
-                "{},{},{},{}",
-                posting.reservation, posting.room, posting.code, posting.amount
-            );
+        let day = self.date.to_string();
+        let mut table = effects
+            .open_table(POSTINGS)
+            .map_err(|err| err.to_string())?;
+        let storage = |err: eodstore::redb::StorageError| format!("cannot write a posting: {err}");
+        let range = (self.property.as_str(), day.as_str(), 0)
+            ..=(self.property.as_str(), day.as_str(), u32::MAX);
+        if table.range(range).map_err(storage)?.next().is_some() {
+            return Err(format!(
+                "postings of {day} exist already, so this step would post them twice"
+            ));
         }
-        write_atomically(&self.journal_path(), journal.as_bytes())?;
+        for (line, posting) in (0u32..).zip(&postings) {
+            if line as usize == postings.len() / 2 {
+                interrupt();
+            }
+            table
+                .insert(
+                    (self.property.as_str(), day.as_str(), line),
+                    (
+                        posting.reservation.as_str(),
+                        posting.room.as_str(),
+                        posting.code.as_str(),
+                        posting.amount,
+                    ),
+                )
+                .map_err(storage)?;
+        }
 
         let stays = stays_tonight(self.hotel, self.date).len();
         let totals = totals_by_code(self.hotel, &postings);
@@ -480,50 +591,31 @@ impl<'a> Audit<'a> {
         ))
     }
 
-    /// Reads the postings journal back.
+    /// Reads the night's postings back from the store.
     ///
     /// # Errors
     ///
-    /// Returns why the journal is missing or invalid.
-    pub fn read_journal(&self) -> Result<Vec<Posting>, String> {
-        let path = self.journal_path();
-        if !path.exists() {
-            return Err(format!(
-                "the postings journal `{}` does not exist; post_room_charges writes it",
-                path.display()
-            ));
-        }
-        let rows = hotel::read_csv(&path, &JOURNAL_COLUMNS).map_err(|err| err.to_string())?;
-        let posting = |row: &hotel::CsvRow<'_>| -> Result<Posting, hotel::DataError> {
-            Ok(Posting {
-                reservation: row.text(0)?,
-                room: row.text(1)?,
-                code: row.text(2)?,
-                amount: row.integer(3, -hotel::MAX_AMOUNT..=hotel::MAX_AMOUNT)?,
-            })
-        };
-        rows.iter()
-            .map(posting)
-            .collect::<Result<_, _>>()
-            .map_err(|err| err.to_string())
+    /// Returns why the postings cannot be read.
+    pub fn postings(&self) -> Result<Vec<Posting>, String> {
+        read_postings(self.store, &self.property, self.date)
     }
 
-    /// Checks that the journal contains exactly the night's postings, then reports the folio
-    /// balances: balance forward plus postings minus payments.
+    /// Checks that the stored postings are exactly the night's postings, then reports the
+    /// folio balances: balance forward plus postings minus payments.
     pub fn folio_balance(&self) -> Result<String, String> {
-        let journal = self.read_journal()?;
+        let journal = self.postings()?;
         let expected = room_postings(self.hotel, self.date);
         if journal.len() != expected.len() {
             return Err(format!(
-                "the postings journal has {} postings, but the night's stays give {}; the journal \
-                 does not match the data",
+                "the store has {} postings of the night, but the night's stays give {}; the \
+                 postings do not match the data",
                 journal.len(),
                 expected.len()
             ));
         }
         if let Some((found, wanted)) = journal.iter().zip(&expected).find(|(a, b)| a != b) {
             return Err(format!(
-                "the postings journal has {found:?} where the night's stays give {wanted:?}"
+                "the store has the posting {found:?} where the night's stays give {wanted:?}"
             ));
         }
 
@@ -584,7 +676,7 @@ impl<'a> Audit<'a> {
 
     /// Writes the night audit report of `operation` as text.
     pub fn reports(&self, operation: OperationId) -> Result<String, String> {
-        let journal = self.read_journal()?;
+        let journal = self.postings()?;
         let occupied = stays_tonight(self.hotel, self.date).len();
         let room_revenue: i64 = journal
             .iter()
@@ -701,7 +793,7 @@ impl<'a> Audit<'a> {
     /// Exports the night's postings as JSON next to the report. The export contains reservation
     /// ids, rooms and amounts, and no guest data.
     pub fn backup(&self) -> Result<String, String> {
-        let journal = self.read_journal()?;
+        let journal = self.postings()?;
         let totals: BTreeMap<String, i64> =
             totals_by_code(self.hotel, &journal).into_iter().collect();
         let total_minor = totals.values().sum();
