@@ -62,6 +62,56 @@ pub fn parse_business_date(text: &str) -> Result<Date> {
 /// or a takeover after a crash) gets a new key: before it repeats a request, a handler asks the
 /// service about the keys of the earlier attempts (attempt numbers 1 to `attempt - 1`), because
 /// a crashed attempt may have reached the service before the crash.
+///
+/// ```
+/// # fn main() -> eodstore::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::cell::RefCell;
+/// use std::collections::BTreeMap;
+///
+/// use eodstore::runner::{HandlerError, Runner};
+/// use eodstore::{Caller, Plan, Store, parse_business_date};
+///
+/// /// A payment gateway that applies each idempotency key once, as real ones do.
+/// #[derive(Default)]
+/// struct Gateway {
+///     charges: RefCell<BTreeMap<String, i64>>,
+/// }
+///
+/// impl Gateway {
+///     fn charge(&self, key: &str, amount: i64) -> Result<(), String> {
+///         self.charges.borrow_mut().entry(key.to_owned()).or_insert(amount);
+///         Ok(())
+///     }
+///
+///     fn charged(&self, key: &str) -> bool {
+///         self.charges.borrow().contains_key(key)
+///     }
+/// }
+///
+/// let store = Store::open_or_create(dir.path().join("eod.redb"))?;
+/// let plan = Plan::standard();
+/// let gateway = Gateway::default();
+/// let mut runner = Runner::new(&store, &plan, Caller::new("night-auditor"));
+/// for step in plan.steps() {
+///     runner.handler(&step.code, |_| Ok(None));
+/// }
+/// runner.handler("no_shows", |ctx| {
+///     // An earlier attempt may have charged before it crashed: then do not charge again.
+///     if ctx.earlier_idempotency_keys().iter().any(|key| gateway.charged(key)) {
+///         return Ok(Some("charged by an earlier attempt".into()));
+///     }
+///     gateway
+///         .charge(&ctx.idempotency_key(), 15_000)
+///         .map_err(HandlerError::new)?;
+///     Ok(Some("charged the no-show fee".into()))
+/// });
+/// runner.run("grand-hotel", parse_business_date("2026-12-04")?, |_| {})?;
+/// drop(runner);
+/// assert_eq!(gateway.charges.borrow().len(), 1);
+/// # Ok(())
+/// # }
+/// ```
 pub fn idempotency_key(operation: &Operation, order: u32, attempt: u32) -> String {
     format!(
         "eod:{}:{}:{}:{order}:{attempt}",

@@ -81,7 +81,7 @@ impl Schedule {
     ///
     /// # Errors
     ///
-    /// Returns a description of the problem when the list is empty or holds another number.
+    /// Returns a description of the problem when the list is empty or contains another number.
     pub fn month_days(days: &[i8]) -> std::result::Result<Schedule, String> {
         if days.is_empty() {
             return Err("a month-day schedule needs at least one day".into());
@@ -196,14 +196,13 @@ impl From<Schedule> for ScheduleFile {
     }
 }
 
-/// The most attempts a retry policy may allow.
+/// The maximum number of attempts a retry policy may allow.
 pub const MAX_ATTEMPTS: u32 = 100;
-/// The longest delay a retry policy may ask for before one attempt, in seconds (one day).
+/// The maximum delay before one attempt that a retry policy may set, in seconds (one day).
 pub const MAX_RETRY_DELAY_SECONDS: f64 = 86_400.0;
 
-/// How the runner retries a failed step: at most `max_attempts` attempts in one run, waiting
-/// `delay_seconds` before the first retry and multiplying the wait by `backoff` before each
-/// later one.
+/// A rule for retrying a failed step: at most `max_attempts` attempts in one run, with a wait of
+/// `delay_seconds` before the first retry, multiplied by `backoff` before each later one.
 ///
 /// The attempts count within one run (one call of [`Runner::run`](crate::runner::Runner::run)
 /// or one `eod run`). When they are used up, the run stops with the step failed, and the next
@@ -265,7 +264,7 @@ impl RetryPolicy {
         })
     }
 
-    /// Returns the most attempts of the step in one run.
+    /// Returns the maximum number of attempts of the step in one run.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }

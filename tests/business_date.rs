@@ -45,7 +45,7 @@ fn business_date(store: &Store) -> Option<jiff::civil::Date> {
 }
 
 #[test]
-fn property_without_date_is_not_gated_and_roll_sets_it() {
+fn roll_sets_missing_business_date() {
     let t = create_temp_store();
     let plan = plan();
     assert_eq!(business_date(&t.store), None);
@@ -79,7 +79,7 @@ fn property_without_date_is_not_gated_and_roll_sets_it() {
 }
 
 #[test]
-fn other_dates_are_refused_without_override_and_nothing_changes() {
+fn other_dates_rejected_without_override() {
     let t = create_temp_store();
     let plan = plan();
     t.store
@@ -116,10 +116,22 @@ fn other_dates_are_refused_without_override_and_nothing_changes() {
         assert!(matches!(err, Error::NotBusinessDate { .. }), "{err}");
     }
     assert!(t.store.property("grand").unwrap().unwrap().active.is_none());
+
+    // A refused run of a date that was never opened does not create its operation.
+    let err = runner(&t.store, &plan, &[])
+        .run("grand", date("2026-12-09"), |_| {})
+        .unwrap_err();
+    assert!(matches!(err, Error::NotBusinessDate { .. }), "{err}");
+    assert!(
+        t.store
+            .find_operation("grand", date("2026-12-09"))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
-fn override_runs_another_date_and_is_recorded() {
+fn override_runs_other_date() {
     let t = create_temp_store();
     let plan = plan();
     t.store
@@ -158,7 +170,7 @@ fn override_runs_another_date_and_is_recorded() {
 }
 
 #[test]
-fn rerunning_a_finished_date_changes_nothing() {
+fn finished_date_rerun_changes_nothing() {
     let t = create_temp_store();
     let plan = plan();
     let first = runner(&t.store, &plan, &[])
@@ -178,7 +190,7 @@ fn rerunning_a_finished_date_changes_nothing() {
 }
 
 #[test]
-fn catch_up_closes_three_missed_dates_in_order() {
+fn catch_up_closes_missed_dates() {
     let mut t = create_temp_store();
     let plan = plan();
     t.store
@@ -214,7 +226,7 @@ fn catch_up_closes_three_missed_dates_in_order() {
 }
 
 #[test]
-fn catch_up_stops_at_the_first_failure() {
+fn catch_up_stops_at_failure() {
     let t = create_temp_store();
     let plan = plan();
     t.store
@@ -253,7 +265,7 @@ fn catch_up_stops_at_the_first_failure() {
 }
 
 #[test]
-fn one_operation_in_progress_per_property_and_audited_release() {
+fn one_operation_in_progress_and_release() {
     let t = create_temp_store();
     let plan = plan();
     let first = t
@@ -334,7 +346,7 @@ fn one_operation_in_progress_per_property_and_audited_release() {
 /// Two terminals race to run the same date: one operation, one run; the loser is told who runs
 /// it and since when, or that it has finished.
 #[test]
-fn two_terminals_racing_on_one_date_get_one_run() {
+fn racing_terminals_get_one_run() {
     let t = create_temp_store();
     let plan = plan();
     let barrier = Barrier::new(2);
@@ -419,7 +431,7 @@ fn two_terminals_racing_on_one_date_get_one_run() {
 /// the operation: another runner is refused until the claim's lease ends, then takes the run
 /// over and records that.
 #[test]
-fn abandoned_run_is_taken_over_after_its_lease() {
+fn abandoned_run_taken_over_after_lease() {
     let mut t = create_temp_store();
     let plan = plan();
     let lease = jiff::SignedDuration::from_mins(5);

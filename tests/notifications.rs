@@ -42,7 +42,7 @@ fn changes(receiver: &mpsc::Receiver<Notification>, count: usize) -> Vec<eodstor
 }
 
 #[test]
-fn subscribers_get_committed_changes_in_order_and_nothing_else() {
+fn subscribers_get_commits_in_order() {
     let t = create_temp_store();
     let (_subscription, receiver) = collect(&t.store);
     let id = t
@@ -95,7 +95,7 @@ fn subscribers_get_committed_changes_in_order_and_nothing_else() {
 }
 
 #[test]
-fn panicking_and_slow_subscribers_do_not_stop_writers() {
+fn bad_subscribers_never_block_writers() {
     // Thousands of commits: unsynced ones keep the test quick.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(
@@ -197,7 +197,7 @@ fn panicking_and_slow_subscribers_do_not_stop_writers() {
 /// A second store on the same file (as another process would have) follows the first's
 /// changes through the `changes` table.
 #[test]
-fn another_store_follows_changes_through_the_file() {
+fn other_store_follows_changes() {
     let t = create_temp_store();
     let other = Store::open_with(t.path(), StoreOptions::new().read_only(true)).unwrap();
     let start = other.last_change().unwrap();

@@ -24,7 +24,7 @@ fn plan(policy: Option<RetryPolicy>) -> Plan {
 }
 
 #[test]
-fn failed_step_is_retried_with_backoff_and_every_attempt_kept() {
+fn retries_back_off_and_keep_attempts() {
     let t = create_temp_store();
     let plan = plan(Some(RetryPolicy::new(3, 0.05, 2.0).unwrap()));
     let calls = Cell::new(0);
@@ -100,7 +100,7 @@ fn failed_step_is_retried_with_backoff_and_every_attempt_kept() {
 }
 
 #[test]
-fn used_up_attempts_stop_the_run_and_the_next_run_starts_afresh() {
+fn used_up_attempts_stop_run() {
     let t = create_temp_store();
     let plan = plan(Some(RetryPolicy::new(2, 0.0, 1.0).unwrap()));
     let mut runner = Runner::new(&t.store, &plan, caller("gece"));
@@ -142,7 +142,7 @@ fn used_up_attempts_stop_the_run_and_the_next_run_starts_afresh() {
 }
 
 #[test]
-fn without_a_policy_a_failure_stops_the_run_at_once() {
+fn no_policy_stops_at_failure() {
     let t = create_temp_store();
     let plan = plan(None);
     let calls = Cell::new(0);
@@ -158,7 +158,7 @@ fn without_a_policy_a_failure_stops_the_run_at_once() {
 }
 
 #[test]
-fn plan_files_read_retry_policies_and_reject_bad_ones() {
+fn plan_file_retry_policies_checked() {
     let text = r#"
 name = "retry"
 [[steps]]

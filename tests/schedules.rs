@@ -47,7 +47,7 @@ fn plan() -> Plan {
 }
 
 #[test]
-fn steps_run_only_on_their_days_across_a_leap_month_end() {
+fn steps_run_on_due_days_only() {
     let mut t = create_temp_store();
     let plan = plan();
     // 2028 is a leap year: February ends on Tuesday the 29th.
@@ -129,7 +129,7 @@ fn steps_run_only_on_their_days_across_a_leap_month_end() {
 }
 
 #[test]
-fn a_plan_whose_steps_are_all_unscheduled_finishes_at_seeding() {
+fn unscheduled_plan_finishes_at_seeding() {
     let t = create_temp_store();
     let plan = Plan::new(
         "weekly-only",
@@ -156,7 +156,7 @@ fn a_plan_whose_steps_are_all_unscheduled_finishes_at_seeding() {
 }
 
 #[test]
-fn a_changed_plan_applies_to_operations_opened_afterwards() {
+fn changed_plan_applies_to_new_operations() {
     let t = create_temp_store();
     let old = plan();
     let first = t
@@ -199,7 +199,7 @@ fn a_changed_plan_applies_to_operations_opened_afterwards() {
 }
 
 #[test]
-fn plan_files_read_schedules_and_reject_bad_ones() {
+fn plan_file_schedules_checked() {
     let text = r#"
 name = "scheduled"
 [[steps]]

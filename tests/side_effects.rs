@@ -52,7 +52,7 @@ fn started(store: &Store) -> (OperationId, String) {
 }
 
 #[test]
-fn effects_commit_with_the_completion() {
+fn effects_commit_with_completion() {
     let t = create_temp_store();
     let (id, token) = started(&t.store);
     let step = t
@@ -76,7 +76,7 @@ fn effects_commit_with_the_completion() {
 }
 
 #[test]
-fn failing_or_panicking_effects_leave_nothing_and_fail_the_step() {
+fn failing_effects_leave_nothing() {
     let t = create_temp_store();
     let (id, token) = started(&t.store);
     let step = t
@@ -145,7 +145,7 @@ fn failing_or_panicking_effects_leave_nothing_and_fail_the_step() {
 }
 
 #[test]
-fn wrong_claim_runs_nothing_and_reserved_tables_are_refused() {
+fn wrong_claim_and_own_tables_rejected() {
     let t = create_temp_store();
     let (id, token) = started(&t.store);
     let mut ran = false;
@@ -178,7 +178,7 @@ fn wrong_claim_runs_nothing_and_reserved_tables_are_refused() {
 }
 
 #[test]
-fn repeated_request_id_does_not_run_effects_again() {
+fn repeated_request_skips_effects() {
     let t = create_temp_store();
     let (id, token) = started(&t.store);
     let who = caller("gece").request_id("post-2026-12-04");
@@ -201,7 +201,7 @@ fn repeated_request_id_does_not_run_effects_again() {
 /// While one thread's handler fails after writing, other threads keep making calls through
 /// group commit; every one of them succeeds, and none of the failed handler's rows remain.
 #[test]
-fn failing_effects_do_not_fail_concurrent_writers() {
+fn failing_effects_spare_other_writers() {
     let mut t = create_temp_store();
     let plan = &plan();
     let store = &t.store;

@@ -2,9 +2,9 @@
 //! follows the `changes` table of the file.
 //!
 //! Every change to a step or an operation appends an event in the same transaction, so the
-//! events are the changes. A write transaction collects the events it appends; after its commit,
-//! and before the next write transaction can begin, they are queued for every subscriber, so the
-//! queues hold them in commit order. An aborted transaction queues nothing.
+//! events are the changes. A write transaction collects the events it appends. After its commit,
+//! and before the next write transaction can begin, they are queued for every subscriber, so
+//! each queue receives them in commit order. An aborted transaction queues nothing.
 //!
 //! Each subscriber has its own bounded queue and its own thread, which calls the subscriber's
 //! function. Writers only put events into queues and never wait: a subscriber that falls
@@ -25,7 +25,8 @@ use super::tables;
 use crate::error::{Error, Result};
 use crate::model::{Event, OperationId};
 
-/// How many events a subscriber's queue holds before further events are counted as missed.
+/// The number of events a subscriber's queue can contain before further events are counted as
+/// missed.
 pub const NOTIFICATION_QUEUE: usize = 4096;
 
 /// One committed change: an event appended to an operation's trail.
@@ -44,7 +45,7 @@ pub struct Change {
     pub event: Event,
 }
 
-/// What a subscriber receives.
+/// A message to a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notification {
@@ -53,7 +54,7 @@ pub enum Notification {
     /// The subscriber's queue was full, and this many changes were not delivered to it. Read
     /// the operations it cares about again, with [`Store::view`] or [`Store::changes_after`].
     Missed {
-        /// How many changes were lost.
+        /// The number of changes lost.
         count: u64,
     },
 }

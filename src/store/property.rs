@@ -23,8 +23,8 @@ use crate::plan::Plan;
 /// The step code whose completion advances the property's business date by one day.
 pub const ROLL_STEP: &str = "roll_business_date";
 
-/// What a step change or run must write to make its operation the property's operation in
-/// progress, worked out before the change writes anything.
+/// The writes that make an operation its property's operation in progress, worked out before the
+/// change writes anything.
 pub(crate) struct Entry {
     state: PropertyState,
     override_message: Option<String>,
@@ -217,7 +217,7 @@ fn append(
     tables.append_operation_event(operation, kind, &caller.actor, now, message)
 }
 
-/// The answer to a runner that asks to run an operation.
+/// The result of a runner's request to run an operation.
 #[derive(Debug, Clone)]
 pub(crate) enum RunBegin {
     /// The runner runs the operation under this claim.
@@ -226,7 +226,7 @@ pub(crate) enum RunBegin {
     Finished {
         /// When it finished.
         at: Timestamp,
-        /// Who finished it.
+        /// The actor that finished it.
         by: String,
     },
 }
