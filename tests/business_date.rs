@@ -467,3 +467,25 @@ fn abandoned_run_taken_over_after_lease() {
     let report = t.store.check_integrity().unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// A run that pauses before its first step leaves the operation open, and an open operation
+/// blocks no other date.
+#[test]
+fn paused_open_run_blocks_nothing() {
+    let t = create_temp_store();
+    let plan = plan();
+    let mut manual = Runner::new(&t.store, &plan, caller("gece"));
+    manual.on_missing_handler(eodstore::runner::MissingHandler::Pause);
+    let report = manual.run("grand", date("2026-12-04"), |_| {}).unwrap();
+    drop(manual);
+    assert!(matches!(
+        report.outcome,
+        RunOutcome::Paused { order: 1, .. }
+    ));
+    assert_eq!(report.operation.status, OperationStatus::Open);
+    assert!(t.store.property("grand").unwrap().unwrap().active.is_none());
+    let report = runner(&t.store, &plan, &[])
+        .run("grand", date("2026-12-05"), |_| {})
+        .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed);
+}

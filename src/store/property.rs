@@ -548,7 +548,8 @@ impl Store {
         })
     }
 
-    /// Ends a runner's claim on `operation`, recording how the run ended. Does nothing when the
+    /// Ends a runner's claim on `operation`, recording how the run ended. An operation that is
+    /// still open (the run started no step) stops being in progress. Does nothing when the
     /// claim has ended already (the operation finished, or another runner took it over).
     pub(crate) fn end_run(
         &self,
@@ -571,7 +572,11 @@ impl Store {
                     let Some(record) = tables.operation(operation)? else {
                         return Ok(());
                     };
-                    if let Some(active) = state.active.as_mut() {
+                    // A run that started no step leaves the operation open, and an open
+                    // operation is not in progress, so it blocks no other date.
+                    if record.status == crate::model::OperationStatus::Open {
+                        state.active = None;
+                    } else if let Some(active) = state.active.as_mut() {
                         active.runner = None;
                     }
                     tables.put_property(&state)?;
