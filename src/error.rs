@@ -21,7 +21,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A read-only call found no file at the path. Rejected.
     #[error(
-        "no database at `{path}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation"
+        "no database at `{path}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation or setting a business date"
     )]
     NoDatabase {
         /// The path that does not exist.
@@ -260,6 +260,20 @@ pub enum Error {
         by: String,
         /// When it started.
         since: jiff::Timestamp,
+    },
+
+    /// The operation cannot be released while a live runner or a live step claim holds it.
+    /// Rejected.
+    #[error(
+        "operation {operation} cannot be released while {holder} holds it until {until}: stop that terminal, or release the operation after that claim ends"
+    )]
+    NotReleasable {
+        /// The operation.
+        operation: OperationId,
+        /// What holds it: a runner, or a step's claim, with its actor and process.
+        holder: String,
+        /// When that claim's lease ends.
+        until: jiff::Timestamp,
     },
 
     /// A runner is already running the operation. Rejected; the caller that got it lost the
@@ -580,7 +594,7 @@ mod tests {
                 Error::NoDatabase {
                     path: "x.redb".into(),
                 },
-                "no database at `x.redb`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation",
+                "no database at `x.redb`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation or setting a business date",
             ),
             (
                 Error::NotEodstoreFile {
@@ -705,6 +719,43 @@ mod tests {
                     lease_until: at,
                 },
                 "step 3 of operation 7 cannot start: step 2 is running, claimed by `ayşe` until 2026-12-04T23:00:00Z; wait for it to finish",
+            ),
+            (
+                Error::NotBusinessDate {
+                    property: "grand".into(),
+                    date: jiff::civil::date(2026, 12, 6),
+                    current: jiff::civil::date(2026, 12, 4),
+                    problem: "it is too early".into(),
+                },
+                "the operation of property `grand` is for 2026-12-06, but the property's business date is 2026-12-04: it is too early",
+            ),
+            (
+                Error::PropertyBusy {
+                    property: "grand".into(),
+                    date: jiff::civil::date(2026, 12, 5),
+                    active: OperationId(6),
+                    active_date: jiff::civil::date(2026, 12, 4),
+                    by: "ayşe".into(),
+                    since: at,
+                },
+                "the operation of property `grand` for 2026-12-05 cannot start: operation 6 (business date 2026-12-04) started at 2026-12-04T23:00:00Z by `ayşe` and has not finished; finish it, or release it with `eod release --operation 6 --reason TEXT` (`Store::release_operation`) if its terminal is gone",
+            ),
+            (
+                Error::AlreadyRunning {
+                    operation: OperationId(6),
+                    date: jiff::civil::date(2026, 12, 4),
+                    holder: "`ayşe`".into(),
+                    since: at,
+                },
+                "operation 6 (2026-12-04) is already running: `ayşe` started running it at 2026-12-04T23:00:00Z; wait for it to finish, or run it again after that runner is gone",
+            ),
+            (
+                Error::NotReleasable {
+                    operation: OperationId(6),
+                    holder: "the runner `ayşe`".into(),
+                    until: at,
+                },
+                "operation 6 cannot be released while the runner `ayşe` holds it until 2026-12-04T23:00:00Z: stop that terminal, or release the operation after that claim ends",
             ),
             (
                 Error::ClaimHeld {

@@ -116,6 +116,11 @@ impl Schedule {
 
     /// Describes the schedule for messages, such as `mon, thu` or `days 1, 15, last`.
     pub fn describe(&self) -> String {
+        // -1 sorts first but reads best last.
+        let mut month_days: Vec<i8> = self.month_days.iter().copied().filter(|d| *d > 0).collect();
+        if self.month_days.contains(&-1) {
+            month_days.push(-1);
+        }
         if !self.weekdays.is_empty() {
             let names: Vec<&str> = self
                 .weekdays
@@ -129,8 +134,7 @@ impl Schedule {
                 .collect();
             return names.join(", ");
         }
-        let days: Vec<String> = self
-            .month_days
+        let days: Vec<String> = month_days
             .iter()
             .map(|day| match day {
                 -1 => "last".to_owned(),
@@ -138,6 +142,17 @@ impl Schedule {
             })
             .collect();
         format!("days {}", days.join(", "))
+    }
+
+    /// Explains why the step is not due on `date`, such as `due on mon, thu, and 2026-12-05 is
+    /// a Saturday` or `due on days 1, 15, last, and 2026-12-03 is day 3 of 31`.
+    pub fn explain_not_due(&self, date: Date) -> String {
+        let day = if self.weekdays.is_empty() {
+            format!("day {} of {}", date.day(), date.days_in_month())
+        } else {
+            format!("a {}", date.strftime("%A"))
+        };
+        format!("due on {}, and {date} is {day}", self.describe())
     }
 }
 
@@ -350,6 +365,21 @@ mod tests {
         assert!(!schedule.is_due(date(2026, 12, 8)));
         assert!(schedule.is_due(date(2026, 12, 10)));
         assert_eq!(schedule.describe(), "mon, thu");
+    }
+
+    #[test]
+    fn not_due_explanations_name_the_day() {
+        let monthly = Schedule::month_days(&[15, -1, 1]).unwrap();
+        assert_eq!(monthly.describe(), "days 1, 15, last");
+        assert_eq!(
+            monthly.explain_not_due(date(2026, 12, 3)),
+            "due on days 1, 15, last, and 2026-12-03 is day 3 of 31"
+        );
+        let weekly = Schedule::weekdays(&[Weekday::Thursday, Weekday::Monday]).unwrap();
+        assert_eq!(
+            weekly.explain_not_due(date(2026, 12, 5)),
+            "due on mon, thu, and 2026-12-05 is a Saturday"
+        );
     }
 
     #[test]

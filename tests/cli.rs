@@ -1170,7 +1170,7 @@ fn read_commands_need_existing_file() {
     let sandbox = Sandbox::new();
     let message = format!(
         "error: no database at `{}`: check the path (or `--db`/`EOD_DB`), or create one by \
-         opening an operation\n",
+         opening an operation or setting a business date\n",
         sandbox.db().display()
     );
     let cases: [&[&str]; 5] = [

@@ -563,9 +563,9 @@ fn release_frees_abandoned_operation() {
     let while_claimed = sandbox.eod(&release);
     assert_code(&while_claimed, 3);
     assert!(
-        while_claimed
-            .stderr
-            .contains("step 10 of operation 1 is already running"),
+        while_claimed.stderr.contains(
+            "operation 1 cannot be released while the claim on step 10 of `terminal-3` holds it"
+        ),
         "{}",
         while_claimed.stderr
     );

@@ -26,7 +26,7 @@ fn missing_file_not_created_by_reads() {
     assert_eq!(
         err.to_string(),
         format!(
-            "no database at `{}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation",
+            "no database at `{}`: check the path (or `--db`/`EOD_DB`), or create one by opening an operation or setting a business date",
             path.display()
         )
     );

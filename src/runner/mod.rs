@@ -554,9 +554,10 @@ impl<'s, 'h> Runner<'s, 'h> {
                 .ok_or_else(|| Error::InvalidInput {
                     what: "property for a catch-up",
                     value: property.to_owned(),
-                    expected: "a property with a business date; set it with `eod property \
-                               set-date` (`Store::set_business_date`), then catch up"
-                        .into(),
+                    expected: format!(
+                        "property `{property}` has no business date to catch up from; set one \
+                         with `eod property set-date` (`Store::set_business_date`), then catch up"
+                    ),
                 })?;
             if current > until {
                 return Ok(reports);

@@ -42,6 +42,8 @@ pub struct Dump {
     /// The dump version, [`DUMP_VERSION`] for dumps this build writes.
     pub version: u64,
     /// The operations, in ascending id order.
+    // NOTE: properties' business dates and operations in progress are not dumped; after an
+    // import they are set again with `Store::set_business_date`. `Store::backup` keeps them.
     pub operations: Vec<DumpedOperation>,
 }
 

@@ -329,8 +329,8 @@ impl Store {
     ///
     /// - [`Error::InvalidInput`] when the operation is not its property's operation in
     ///   progress, or for a blank reason.
-    /// - [`Error::AlreadyRunning`] when a live runner runs it.
-    /// - [`Error::ClaimHeld`] when one of its steps runs under a live claim.
+    /// - [`Error::NotReleasable`] when a live runner runs it or one of its steps runs under a
+    ///   live claim.
     /// - [`Error::OperationNotFound`], [`Error::OperationFinished`], [`Error::Storage`].
     pub fn release_operation(
         &self,
@@ -360,15 +360,15 @@ impl Store {
                 let Some(active) = state.active.as_ref().filter(|a| a.operation == operation)
                 else {
                     let now_active = state.active.as_ref().map_or_else(
-                        || "no operation is in progress there".to_owned(),
-                        |active| format!("operation {} is in progress there", active.operation),
+                        || "none is".to_owned(),
+                        |active| format!("operation {} is", active.operation),
                     );
                     return Err(Error::InvalidInput {
                         what: "operation to release",
                         value: operation.to_string(),
                         expected: format!(
-                            "the operation in progress at property `{}`, but {now_active}; \
-                             nothing to release",
+                            "operation {operation} is not in progress at property `{}` \
+                             ({now_active}), so there is nothing to release",
                             record.property
                         ),
                     });
@@ -376,22 +376,24 @@ impl Store {
                 if let Some(runner) = &active.runner
                     && holder_gone(&runner.claim, now).is_none()
                 {
-                    return Err(Error::AlreadyRunning {
+                    return Err(Error::NotReleasable {
                         operation,
-                        date: record.business_date,
-                        holder: holder(&runner.claim),
-                        since: runner.since,
+                        holder: format!("the runner {}", holder(&runner.claim)),
+                        until: runner.claim.lease_until,
                     });
                 }
                 for step in tables.steps(operation)? {
                     if let (StepStatus::Running, Some(claim)) = (step.status, &step.claim)
                         && holder_gone(claim, now).is_none()
                     {
-                        return Err(Error::ClaimHeld {
+                        return Err(Error::NotReleasable {
                             operation,
-                            order: step.order,
-                            holder: holder(claim),
-                            lease_until: claim.lease_until,
+                            holder: format!(
+                                "the claim on step {} of {}",
+                                step.order,
+                                holder(claim)
+                            ),
+                            until: claim.lease_until,
                         });
                     }
                 }

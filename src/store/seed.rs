@@ -345,10 +345,10 @@ fn insert_absent_steps(
         step.actor = Some(caller.actor.clone());
         step.last_error = Some(NOT_SCHEDULED.to_owned());
         tables.put_step(id, &step)?;
-        let schedule = plan_step
+        let reason = plan_step
             .schedule
             .as_ref()
-            .map(crate::schedule::Schedule::describe)
+            .map(|schedule| schedule.explain_not_due(operation.business_date))
             .unwrap_or_default();
         tables.append_event(
             operation,
@@ -360,11 +360,7 @@ fn insert_absent_steps(
                 to: Some(StepStatus::Skipped),
                 actor: caller.actor.clone(),
                 at: now,
-                message: Some(format!(
-                    "{NOT_SCHEDULED}: due on {schedule}, and {} is a {}",
-                    operation.business_date,
-                    operation.business_date.strftime("%A")
-                )),
+                message: Some(format!("{NOT_SCHEDULED}: {reason}")),
             },
         )?;
     }
