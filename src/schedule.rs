@@ -43,7 +43,7 @@ struct ScheduleFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     weekdays: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    month_days: Vec<i8>,
+    month_days: Vec<i64>,
 }
 
 const WEEKDAYS: [(&str, &str, Weekday); 7] = [
@@ -187,7 +187,21 @@ impl TryFrom<ScheduleFile> for Schedule {
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 Schedule::weekdays(&days)
             }
-            (true, false) => Schedule::month_days(&file.month_days),
+            (true, false) => {
+                let days = file
+                    .month_days
+                    .iter()
+                    .map(|&day| {
+                        i8::try_from(day).map_err(|_| {
+                            format!(
+                                "month day {day} is invalid: use 1 to 31, or -1 for the last \
+                                 day of the month"
+                            )
+                        })
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Schedule::month_days(&days)
+            }
         }
     }
 }
@@ -206,7 +220,7 @@ impl From<Schedule> for ScheduleFile {
             .collect();
         ScheduleFile {
             weekdays,
-            month_days: schedule.month_days,
+            month_days: schedule.month_days.into_iter().map(i64::from).collect(),
         }
     }
 }
@@ -392,6 +406,14 @@ mod tests {
             weekdays: vec!["mon".into()],
             month_days: vec![1],
         };
+        let huge = ScheduleFile {
+            weekdays: Vec::new(),
+            month_days: vec![128],
+        };
+        assert_eq!(
+            Schedule::try_from(huge).unwrap_err(),
+            "month day 128 is invalid: use 1 to 31, or -1 for the last day of the month"
+        );
         assert!(Schedule::try_from(both).is_err());
     }
 

@@ -87,7 +87,10 @@ fn other_dates_rejected_without_override() {
         .unwrap();
     for (day, words) in [
         ("2026-12-06", "it is too early; close 2026-12-04 first"),
-        ("2026-12-01", "that day is already closed"),
+        (
+            "2026-12-01",
+            "that day is before the business date, so it counts as closed",
+        ),
     ] {
         let opened = t
             .store
@@ -488,4 +491,94 @@ fn paused_open_run_blocks_nothing() {
         .run("grand", date("2026-12-05"), |_| {})
         .unwrap();
     assert_eq!(report.outcome, RunOutcome::Completed);
+}
+
+/// A run whose date has no scheduled step completes at seeding and leaves nothing in progress.
+#[test]
+fn unscheduled_day_leaves_nothing_in_progress() {
+    let t = create_temp_store();
+    let weekly = Some(eodstore::Schedule::weekdays(&[jiff::civil::Weekday::Monday]).unwrap());
+    let plan = Plan::new(
+        "weekly",
+        vec![eodstore::PlanStep {
+            schedule: weekly,
+            ..plan_step(1, "checks", true)
+        }],
+    )
+    .unwrap();
+    let mut runner = Runner::new(&t.store, &plan, caller("gece"));
+    runner.handler("checks", |_| Ok(None));
+    // 2026-12-05 is a Saturday.
+    let report = runner.run("grand", date("2026-12-05"), |_| {}).unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed);
+    assert_eq!(report.operation.status, OperationStatus::Completed);
+    let state = t.store.property("grand").unwrap();
+    let active = state.and_then(|state| state.active);
+    assert!(active.is_none(), "{active:?}");
+    // The next day starts as usual.
+    let report = runner.run("grand", date("2026-12-07"), |_| {}).unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed);
+}
+
+/// The last supported date cannot be set as a business date, and a roll onto it completes.
+#[test]
+fn last_supported_date_rolls_safely() {
+    let t = create_temp_store();
+    let err = t
+        .store
+        .set_business_date("grand", date("9999-12-31"), &caller("müdür"))
+        .unwrap_err();
+    assert!(err.to_string().contains("before 9999-12-31"), "{err}");
+    t.store
+        .set_business_date("grand", date("9999-12-30"), &caller("müdür"))
+        .unwrap();
+    let plan = plan();
+    let reports = runner(&t.store, &plan, &[])
+        .run_until("grand", date("9999-12-31"), |_| {})
+        .unwrap_err();
+    // 9999-12-30 rolls to 9999-12-31, whose roll completes without a next day, so the
+    // catch-up stops there and says why.
+    assert!(
+        reports.to_string().contains("stayed 9999-12-31"),
+        "{reports}"
+    );
+    let last = t
+        .store
+        .find_operation("grand", date("9999-12-31"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.status, OperationStatus::Completed);
+    assert_eq!(business_date(&t.store), Some(date("9999-12-31")));
+}
+
+/// A dump import records each property's started, unfinished operation as in progress, so the
+/// moved store keeps one operation in progress per property.
+#[test]
+fn dump_import_keeps_operation_in_progress() {
+    let t = create_temp_store();
+    let plan = plan();
+    let id = t
+        .store
+        .open_operation("grand", date("2026-12-04"), &plan, &caller("gece"))
+        .unwrap()
+        .operation
+        .id;
+    t.store.start_step(id, 1, &caller("gece")).unwrap();
+    let dump = t.store.export(&eodstore::DumpFilter::all()).unwrap();
+
+    let moved = create_temp_store();
+    moved.store.import_dump(&dump).unwrap();
+    let state = moved.store.property("grand").unwrap().unwrap();
+    assert_eq!(state.active.map(|active| active.operation), Some(id));
+    let other = moved
+        .store
+        .open_operation("grand", date("2026-12-05"), &plan, &caller("gece"))
+        .unwrap()
+        .operation
+        .id;
+    let err = moved
+        .store
+        .start_step(other, 1, &caller("gece"))
+        .unwrap_err();
+    assert!(matches!(err, Error::PropertyBusy { .. }), "{err}");
 }

@@ -258,3 +258,33 @@ fn failing_effects_spare_other_writers() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.operations, 50);
 }
+
+/// A write call of the store inside a side-effect handler fails instead of waiting for the write
+/// slot that the handler holds, and the step fails with that error.
+#[test]
+fn store_write_inside_handler_rejected() {
+    let t = create_temp_store();
+    let (id, token) = started(&t.store);
+    let step = t
+        .store
+        .complete_step_with(id, 2, &token, &caller("gece"), |effects| {
+            effects.open_table(POSTINGS)?.insert((id.0, 0), 100)?;
+            t.store
+                .set_business_date("grand", date("2026-12-05"), &caller("gece"))?;
+            Ok(None)
+        })
+        .unwrap();
+    assert_eq!(step.status, StepStatus::Failed);
+    assert!(
+        step.last_error
+            .as_deref()
+            .unwrap()
+            .contains("write call inside a side-effect handler"),
+        "{step:?}"
+    );
+    assert!(postings(&t.store, id).is_empty());
+    // Outside the handler the same call works.
+    t.store
+        .set_business_date("grand", date("2026-12-05"), &caller("gece"))
+        .unwrap();
+}

@@ -382,14 +382,17 @@ impl<'s, 'h> Runner<'s, 'h> {
                 for seeded in &opened.steps {
                     progress(&Progress::AlreadyDone(&seeded.step));
                 }
-                return self.report(
-                    operation_id,
-                    created,
+                // An operation this run created can only have finished at seeding, when no
+                // step was scheduled for the date: this run completed it.
+                let outcome = if created {
+                    RunOutcome::Completed
+                } else {
                     RunOutcome::AlreadyFinished {
                         finished_at: at,
                         finished_by: by,
-                    },
-                );
+                    }
+                };
+                return self.report(operation_id, created, outcome);
             }
         };
         let token = runner.claim.token.clone();

@@ -74,7 +74,7 @@ pub enum ProblemKind {
     /// A record of an older format in a file of the current format.
     Format,
     /// A property's state disagrees with the operations: an operation in progress that does
-    /// not exist, belongs to another property or has finished.
+    /// not exist or belongs to another property.
     Properties,
     /// The `changes` table names an event that does not exist, or one event twice.
     Changes,
@@ -264,8 +264,9 @@ fn check_records(
 }
 
 /// Checks every property's state: it decodes, it is stored under its own name, and its
-/// operation in progress exists, belongs to it and has not finished. Files of format 2 and older
-/// lack the table.
+/// operation in progress exists and belongs to it. One that has finished is no problem: a
+/// program built before format 3 can finish it after a migration, reads leave it out, and the
+/// property's next write clears it. Files of format 2 and older lack the table.
 fn check_properties(
     txn: &redb::ReadTransaction,
     checker: &mut Checker,
@@ -294,9 +295,6 @@ fn check_properties(
             Some(Some(operation)) if operation.property != name => Some(format!(
                 "property `{name}` has operation {id} in progress, which belongs to `{}`",
                 operation.property
-            )),
-            Some(Some(operation)) if operation.finished_at.is_some() => Some(format!(
-                "property `{name}` has operation {id} in progress, which has finished"
             )),
             _ => None,
         };

@@ -42,8 +42,9 @@ pub struct Dump {
     /// The dump version, [`DUMP_VERSION`] for dumps this build writes.
     pub version: u64,
     /// The operations, in ascending id order.
-    // NOTE: properties' business dates and operations in progress are not dumped; after an
-    // import they are set again with `Store::set_business_date`. `Store::backup` keeps them.
+    // NOTE: properties' business dates are not dumped, so after an import they are set again
+    // with `Store::set_business_date`. `Store::backup` keeps them. The import records each
+    // property's operation in progress again from the operations' statuses.
     pub operations: Vec<DumpedOperation>,
 }
 
@@ -524,6 +525,9 @@ impl Store {
             tables.put_meta(NEXT_ID_KEY, next_operation_id)?;
         }
 
+        // A moved store keeps its operations in progress, which the dump does not list.
+        let written = created.iter().map(|dumped| dumped.operation.id).collect();
+        super::migrate::record_operations_in_progress(&mut tables, Some(&written))?;
         let changed = tables.changed;
         let notices = std::mem::take(&mut tables.notices);
         drop(tables);

@@ -106,6 +106,43 @@ impl AppSnapshot<'_> {
     }
 }
 
+thread_local! {
+    /// Whether this thread is running a side-effect handler, which holds the write slot.
+    static IN_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Rejects a write call made from inside a side-effect handler on the same thread. The handler
+/// holds the store's only write slot, so such a call would wait for itself forever.
+pub(crate) fn reject_in_handler(context: &str) -> Result<()> {
+    if IN_HANDLER.with(std::cell::Cell::get) {
+        return Err(Error::InvalidInput {
+            what: "write call inside a side-effect handler",
+            value: context.to_owned(),
+            expected: "no write call of the store while a handler of `complete_step_with` \
+                       runs, because it holds the only write transaction; write through its \
+                       `SideEffects` tables, or after the step completes"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Marks this thread as running a side-effect handler until dropped, also on a panic.
+struct HandlerMark;
+
+impl HandlerMark {
+    fn set() -> HandlerMark {
+        IN_HANDLER.with(|flag| flag.set(true));
+        HandlerMark
+    }
+}
+
+impl Drop for HandlerMark {
+    fn drop(&mut self) {
+        IN_HANDLER.with(|flag| flag.set(false));
+    }
+}
+
 /// Rejects the name of one of eodstore's own tables.
 fn reserved(name: &str) -> Result<()> {
     if TABLE_NAMES.contains(&name) {
@@ -137,7 +174,9 @@ impl Store {
     ///
     /// While `effects` runs, this call holds the file's only write transaction, so every other
     /// writer of this process and of other processes waits: keep it short (no network calls;
-    /// see [`idempotency_key`] for effects outside the file). It runs alone, never in a group
+    /// see [`idempotency_key`] for effects outside the file). A write call of the store made
+    /// inside `effects` fails with [`Error::InvalidInput`] instead of waiting for itself; one made
+    /// by another thread that `effects` waits for would wait for ever, so do not make one. It runs alone, never in a group
     /// commit batch, so its failure cannot fail another caller's request.
     ///
     /// With a request id (see [`Caller::request_id`]), a repeated call returns the first call's
@@ -213,7 +252,10 @@ impl Store {
             operation,
             step: &step,
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| effects(&mut side)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _mark = HandlerMark::set();
+            effects(&mut side)
+        }));
         let output = match result {
             Ok(Ok(output)) => output,
             Ok(Err(failure)) => return Ok(Outcome::Failed(failure)),

@@ -182,6 +182,7 @@ impl Store {
         T: Send + 'static,
     {
         let mut body = body;
+        super::effects::reject_in_handler(&context)?;
         if !matches!(self.db, super::Database::ReadWrite(_)) {
             return Err(super::read_only_error(&context));
         }

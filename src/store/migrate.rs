@@ -87,7 +87,7 @@ impl Store {
                 let backup = copy_aside(path, from)?;
                 let records = rewrite_records(tables)?;
                 if from < 3 {
-                    record_operations_in_progress(tables)?;
+                    record_operations_in_progress(tables, None)?;
                 }
                 tables.put_meta(FORMAT_KEY, FORMAT_VERSION)?;
                 Ok(Migration {
@@ -141,10 +141,15 @@ fn copy_aside(path: &Path, format: u64) -> Result<PathBuf> {
     Ok(backup)
 }
 
-/// Records, for each property, its operation that has started and not finished, which
-/// formats before 3 did not keep. Where a property has several, the one of the latest business
-/// date is recorded; the others stay unfinished, and an operator finishes them by hand.
-fn record_operations_in_progress(tables: &mut WriteTables<'_>) -> Result<()> {
+/// Records, for each property without an operation in progress, its operation that has started
+/// and not finished, which formats before 3 and dumps do not keep. Where a property has several,
+/// the one of the latest business date is recorded; the others stay unfinished, and an operator
+/// finishes them by hand. `only` limits the operations considered, such as to those a dump
+/// import wrote.
+pub(crate) fn record_operations_in_progress(
+    tables: &mut WriteTables<'_>,
+    only: Option<&std::collections::BTreeSet<OperationId>>,
+) -> Result<()> {
     let mut latest: std::collections::BTreeMap<String, Operation> =
         std::collections::BTreeMap::new();
     for entry in tables
@@ -153,7 +158,11 @@ fn record_operations_in_progress(tables: &mut WriteTables<'_>) -> Result<()> {
         .map_err(|err| Error::storage("reading operations", err))?
     {
         let (key, _) = entry.map_err(|err| Error::storage("reading operations", err))?;
-        let Some(operation) = tables.operation(OperationId(key.value()))? else {
+        let id = OperationId(key.value());
+        if only.is_some_and(|only| !only.contains(&id)) {
+            continue;
+        }
+        let Some(operation) = tables.operation(id)? else {
             continue;
         };
         let started = matches!(

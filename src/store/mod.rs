@@ -454,6 +454,7 @@ impl Store {
         &self,
         context: &str,
     ) -> Result<(std::sync::MutexGuard<'_, ()>, redb::WriteTransaction)> {
+        effects::reject_in_handler(context)?;
         let gate = self
             .write_gate
             .lock()

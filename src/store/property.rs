@@ -40,9 +40,7 @@ pub(crate) fn check_entry(
     caller: &Caller,
     now: Timestamp,
 ) -> Result<Option<Entry>> {
-    let state = tables
-        .property(&operation.property)?
-        .unwrap_or_else(|| empty_state(&operation.property));
+    let state = live_state(tables, &operation.property)?;
     match &state.active {
         Some(active) if active.operation == operation.id => return Ok(None),
         Some(active) => return Err(busy(active, &operation.property, operation.business_date)),
@@ -121,12 +119,12 @@ fn check_date(state: &PropertyState, date: Date, caller: &Caller) -> Result<Opti
     let problem = if date > current {
         format!(
             "it is too early; close {current} first (`eod run --property {property} --until \
-             {date}` with the same plan closes every day up to {date} in order), or run it \
-             anyway with `--override-date REASON` (`Caller::override_business_date`)"
+             {date}` with the same `--db` and `--plan` closes every day up to {date} in order), \
+             or run it anyway with `--override-date REASON` (`Caller::override_business_date`)"
         )
     } else {
-        "that day is already closed; run it anyway with `--override-date REASON` \
-         (`Caller::override_business_date`)"
+        "that day is before the business date, so it counts as closed; run it anyway with \
+         `--override-date REASON` (`Caller::override_business_date`)"
             .to_owned()
     };
     Err(Error::NotBusinessDate {
@@ -162,12 +160,10 @@ pub(crate) fn after_step(
             None => true,
             Some(current) => current == date,
         };
-        if rolled {
-            let next = date.tomorrow().map_err(|err| Error::InvalidInput {
-                what: "business date",
-                value: date.to_string(),
-                expected: format!("a date with a next day to roll to: {err}"),
-            })?;
+        // The last date jiff supports has no next day, so its roll completes and leaves the
+        // business date as it is.
+        let next = date.tomorrow().ok().filter(|_| rolled);
+        if let Some(next) = next {
             state.business_date = Some(next);
             state.date_source = Some(format!("rolled by operation {}", operation.id));
             state.date_changed_at = Some(now);
@@ -194,6 +190,32 @@ pub(crate) fn after_step(
         append(tables, operation, kind, caller, now, message)?;
     }
     Ok(())
+}
+
+/// Reads the state of `property`, leaving out an operation in progress that has finished or does
+/// not exist. That happens only when a program built before format 3 finished the operation
+/// after a migration, or when seeding a run's operation finished it (every step was not
+/// scheduled). Such an operation must not block the property, and the next write of the state
+/// clears it.
+fn live_state(tables: &WriteTables<'_>, property: &str) -> Result<PropertyState> {
+    let mut state = tables
+        .property(property)?
+        .unwrap_or_else(|| empty_state(property));
+    if let Some(active) = &state.active {
+        let finished = match tables.operation(active.operation)? {
+            Some(operation) => operation.finished_at.is_some(),
+            None => true,
+        };
+        if finished {
+            tracing::warn!(
+                property,
+                operation_id = active.operation.0,
+                "the operation in progress has finished; clearing it"
+            );
+            state.active = None;
+        }
+    }
+    Ok(state)
 }
 
 fn empty_state(property: &str) -> PropertyState {
@@ -249,6 +271,13 @@ impl Store {
         self.guarded("setting a business date", || {
             validate_property(property)?;
             caller.validate()?;
+            if date.tomorrow().is_err() {
+                return Err(Error::InvalidInput {
+                    what: "business date",
+                    value: date.to_string(),
+                    expected: "a date before 9999-12-31, so that its roll has a next day".into(),
+                });
+            }
             let call = format!("setting the business date of `{property}` to {date}");
             let now = self.now();
             let property = property.to_owned();
@@ -354,9 +383,7 @@ impl Store {
                         finished_at,
                     });
                 }
-                let mut state = tables
-                    .property(&record.property)?
-                    .unwrap_or_else(|| empty_state(&record.property));
+                let mut state = live_state(tables, &record.property)?;
                 let Some(active) = state.active.as_ref().filter(|a| a.operation == operation)
                 else {
                     let now_active = state.active.as_ref().map_or_else(
@@ -450,9 +477,7 @@ impl Store {
                     let by = finished_by(tables, operation.id)?;
                     return Ok((opened, RunBegin::Finished { at, by }));
                 }
-                let state = tables
-                    .property(&property)?
-                    .unwrap_or_else(|| empty_state(&property));
+                let state = live_state(tables, &property)?;
                 let existing_id = existing.as_ref().map(|operation| operation.id);
                 let (took_over, override_message) =
                     check_run(&state, existing_id, date, &caller, now)?;
@@ -465,6 +490,12 @@ impl Store {
                 // Every check has passed; the writes begin here.
                 let opened = super::seed::seed(tables, &property, date, &plan, &caller, now)?;
                 let operation = &opened.operation;
+                if let Some(at) = operation.finished_at {
+                    // No step was scheduled for the date, so seeding finished the operation:
+                    // there is nothing to run and nothing in progress.
+                    let by = caller.actor.clone();
+                    return Ok((opened, RunBegin::Finished { at, by }));
+                }
                 let runner = RunClaim {
                     claim: Claim {
                         token: new_token(operation.id, 0),

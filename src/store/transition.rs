@@ -300,6 +300,19 @@ impl Store {
                     expected: "a reason why the step is not needed".into(),
                 });
             }
+            // Seeding alone gives this reason, and an operation whose skips all have it counts
+            // as not started yet.
+            if reason.trim().starts_with(crate::schedule::NOT_SCHEDULED) {
+                return Err(Error::InvalidInput {
+                    what: "skip reason",
+                    value: reason.to_owned(),
+                    expected: format!(
+                        "a reason that does not start with `{}`, which seeding gives steps that \
+                         are not scheduled for the date",
+                        crate::schedule::NOT_SCHEDULED
+                    ),
+                });
+            }
             let call = format!("skip of step {order} of operation {operation}");
             let now = self.now();
             let reason = head(reason, MAX_MESSAGE).to_owned();

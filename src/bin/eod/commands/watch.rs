@@ -38,6 +38,17 @@ pub(super) fn watch(db: &Path, json: bool, args: &WatchArgs) -> CliResult {
     loop {
         let changes = store.changes_after(after, CHANGES_PER_POLL)?;
         if changes.is_empty() {
+            // A file restored from an older copy numbers its new changes from below the last
+            // one seen, so watching must go back with it or it would print nothing.
+            let last = store.last_change()?;
+            if last < after {
+                eprintln!(
+                    "the file's last change is now {last}, before change {after} that was seen \
+                     last: it was replaced, probably restored from a backup; watching from \
+                     change {last}"
+                );
+                after = last;
+            }
             std::thread::sleep(POLL_INTERVAL);
             continue;
         }
