@@ -36,6 +36,8 @@
 //!   right after the start of step `CODE` is committed, leaving the step running under this
 //!   process's claim. The next run takes the step over, because the claiming process no longer
 //!   exists, and finishes the operation.
+//! - `--override-date REASON`: runs a date that is not the property's business date in the
+//!   store, recording REASON as a `date_override` event.
 //! - `--crash-during post_room_charges`: aborts the process inside the step's transaction,
 //!   after half of the postings are written and before the commit. Nothing of that
 //!   transaction remains; the next run takes the step over and posts every charge once.
@@ -136,6 +138,10 @@ struct Args {
     /// written and before the commit (only `post_room_charges` has such a transaction).
     #[arg(long, value_name = "CODE")]
     crash_during: Option<String>,
+    /// Runs a date that is not the property's business date, recording REASON in the audit
+    /// trail.
+    #[arg(long, value_name = "REASON")]
+    override_date: Option<String>,
 }
 
 /// An error that stops a run.
@@ -232,7 +238,11 @@ fn run(args: &Args) -> Result<(), Failure> {
     // One Store per file per process, shared by the runner and any other code of the PMS.
     let store = Store::open_or_create(&args.db)?;
     let audit = Audit::new(&hotel, &store, &property, date, &report_dir);
-    let mut runner = Runner::new(&store, &plan, Caller::new("night-auditor"));
+    let mut caller = Caller::new("night-auditor");
+    if let Some(reason) = &args.override_date {
+        caller = caller.override_business_date(reason.clone());
+    }
+    let mut runner = Runner::new(&store, &plan, caller);
     register_handlers(&mut runner, &audit, args.crash_during.is_some());
 
     let crash_after = args.crash_after.as_deref();

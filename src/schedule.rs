@@ -163,8 +163,8 @@ impl TryFrom<ScheduleFile> for Schedule {
         match (file.weekdays.is_empty(), file.month_days.is_empty()) {
             (false, false) => Err("give either `weekdays` or `month_days`, not both".into()),
             (true, true) => Err(
-                "give `weekdays` (such as [\"mon\", \"thu\"]) or `month_days` \
-                                 (such as [1, 15, -1])"
+                "the schedule has no day: give a non-empty `weekdays` (such as \
+                                 [\"mon\", \"thu\"]) or `month_days` (such as [1, 15, -1])"
                     .into(),
             ),
             (false, true) => {
@@ -180,7 +180,7 @@ impl TryFrom<ScheduleFile> for Schedule {
                             .ok_or_else(|| {
                                 format!(
                                     "weekday `{name}` is invalid: use mon, tue, wed, thu, fri, \
-                                     sat or sun"
+                                     sat or sun, or a full English name such as thursday"
                                 )
                             })
                     })

@@ -1908,7 +1908,8 @@ fn cli_rows() -> Vec<CliRow> {
             "status of operation 99",
             vec!["status", "--operation", "99"],
             REJECTED,
-            "operation 99 not found: list operations with `eod history`",
+            // The hint names the test's own `--db`, which is not the default.
+            "operation 99 not found: list operations with `eod --db ",
         ),
         (
             "events of operation 0",
@@ -1990,7 +1991,7 @@ fn cli_rows() -> Vec<CliRow> {
         Opened,
         &["status", "--date", "2026-12-05", "--property", "grand"],
         REJECTED,
-        "no operation for property `grand` on 2026-12-05: open one with `eod open --date 2026-12-05 --property grand`",
+        "no operation for property `grand` on 2026-12-05: open one with `eod --db ",
     ));
 
     // Empty, overlong and huge properties, actors and request ids.

@@ -975,10 +975,14 @@ fn status_by_date_and_operation() {
 
     let missing_day = sandbox.eod(&["status", "--date", "2026-12-05", "--property", "grand"]);
     assert_code(&missing_day, 3);
+    // Suggested commands name this run's `--db`, which is not the default.
     assert_eq!(
         missing_day.stderr,
-        "error: no operation for property `grand` on 2026-12-05: open one with `eod open --date \
-         2026-12-05 --property grand`\n"
+        format!(
+            "error: no operation for property `grand` on 2026-12-05: open one with `eod --db {} \
+             open --date 2026-12-05 --property grand`\n",
+            sandbox.db().display()
+        )
     );
 
     for args in [
@@ -1223,7 +1227,10 @@ fn malformed_date_rejected_with_value() {
 fn unknown_operation_rejected() {
     let sandbox = Sandbox::new();
     assert_code(&sandbox.eod(&["open", "--date", "2026-12-04"]), 0);
-    let message = "error: operation 99 not found: list operations with `eod history`\n";
+    let message = format!(
+        "error: operation 99 not found: list operations with `eod --db {} history`\n",
+        sandbox.db().display()
+    );
     let cases: [&[&str]; 4] = [
         &["status", "--operation", "99"],
         &["events", "--operation", "99"],
@@ -1584,7 +1591,9 @@ fn migrate_old_file_keeps_backup() {
     let rejected = sandbox.eod(&["open", "--date", "2026-12-05", "--property", "grand"]);
     assert_code(&rejected, 3);
     assert!(
-        rejected.stderr.contains("eod migrate"),
+        rejected
+            .stderr
+            .contains(&format!("eod --db {} migrate", sandbox.db().display())),
         "{}",
         rejected.stderr
     );

@@ -949,7 +949,10 @@ fn run_date_options_are_checked() {
     let no_date = sandbox.eod(&["run", "--until", "2026-12-05"]);
     assert_code(&no_date, 3);
     assert!(
-        no_date.stderr.contains("eod property set-date"),
+        no_date.stderr.contains(&format!(
+            "eod --db {} property set-date",
+            sandbox.db().display()
+        )),
         "{}",
         no_date.stderr
     );

@@ -230,7 +230,7 @@ schedule = { month_days = [1, 15, -1] }
             "month day 32 is invalid",
         ),
         ("schedule = { month_days = [0] }", "month day 0 is invalid"),
-        ("schedule = {}", "give `weekdays`"),
+        ("schedule = {}", "the schedule has no day"),
         (
             "schedule = { weekdays = [\"mon\"], month_days = [1] }",
             "not both",

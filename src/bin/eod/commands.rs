@@ -5,7 +5,7 @@ mod import;
 mod maintenance;
 mod property;
 mod report;
-mod run;
+pub(crate) mod run;
 mod status;
 mod watch;
 

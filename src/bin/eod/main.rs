@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Paused) => ExitCode::from(5),
         Ok(Outcome::Unhealthy) => ExitCode::from(7),
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            let eod = commands::run::eod_command(&cli.db);
+            eprintln!("error: {}", for_operators(&error_chain(&err), &eod));
             ExitCode::from(exit_code(&err))
         }
     }
@@ -61,6 +62,50 @@ fn init_logging(verbose: bool) {
         .init();
 }
 
+/// Rewrites a library message for the command line: the `eod` commands it suggests get this
+/// run's `--db` (`eod`, the start of every suggested command line), so that they act on the same
+/// file when copied, and the library's API names in brackets, such as
+/// `` (`Store::release_operation`) ``, are left out.
+fn for_operators(message: &str, eod: &str) -> String {
+    // Suggestions that name their `--db` already (those `eod run` builds) stay as they are.
+    let mut text = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(found) = rest.find("`eod ") {
+        let after = &rest[found + 5..];
+        text.push_str(&rest[..found]);
+        if after.starts_with("--db ") {
+            text.push_str("`eod ");
+        } else {
+            text.push('`');
+            text.push_str(eod);
+            text.push(' ');
+        }
+        rest = after;
+    }
+    text.push_str(rest);
+    let mut from = 0;
+    while let Some(found) = text[from..].find(" (`") {
+        let start = from + found;
+        let Some(length) = text[start + 3..].find('`') else {
+            break;
+        };
+        let end = start + 3 + length + 2;
+        let name = &text[start + 3..start + 3 + length];
+        let is_api = text[start + 3 + length..].starts_with("`)")
+            && name.contains("::")
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        if is_api {
+            text.replace_range(start..end, "");
+            from = start;
+        } else {
+            from = start + 3;
+        }
+    }
+    text
+}
+
 /// Returns the error's message followed by each source's, joined with ": ".
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts = vec![err.to_string()];
@@ -81,5 +126,30 @@ fn exit_code(err: &CliError) -> u8 {
             _ => 1,
         },
         CliError::Output(_) | CliError::Internal { .. } => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_operators;
+
+    #[test]
+    fn messages_get_db_and_lose_api_names() {
+        let message = "it is too early; close it first (`eod run --until 2026-12-06` with the \
+                       same `--db`), or run it anyway with `--override-date REASON` \
+                       (`Caller::override_business_date`) (see the guide)";
+        assert_eq!(
+            for_operators(message, "eod --db otel.redb"),
+            "it is too early; close it first (`eod --db otel.redb run --until 2026-12-06` with \
+             the same `--db`), or run it anyway with `--override-date REASON` (see the guide)"
+        );
+        assert_eq!(
+            for_operators("nothing to change", "eod"),
+            "nothing to change"
+        );
+        assert_eq!(
+            for_operators("run `eod --db a.redb run` again", "eod --db a.redb"),
+            "run `eod --db a.redb run` again"
+        );
     }
 }

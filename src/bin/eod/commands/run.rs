@@ -337,7 +337,7 @@ fn skip_hint(eod: &str, id: OperationId, order: u32) -> String {
 /// Returns the start of the `eod` command lines suggested in messages: `eod`, plus `--db` when
 /// the database is not the default one, so that a suggestion copied as printed acts on the same
 /// file.
-fn eod_command(db: &Path) -> String {
+pub(crate) fn eod_command(db: &Path) -> String {
     if db == Path::new(crate::cli::DEFAULT_DB) {
         "eod".to_owned()
     } else {
