@@ -278,16 +278,7 @@ impl Store {
             caller,
             now,
         )?;
-        if let Some(request_id) = &caller.request_id {
-            tables.record_request(
-                request_id,
-                &super::RequestRecord {
-                    call: description.text.clone(),
-                    fingerprint: description.fingerprint.clone(),
-                    response: done.clone().into(),
-                },
-            )?;
-        }
+        super::record_response(&mut tables, caller, &description, &done)?;
         let notices = std::mem::take(&mut tables.notices);
         drop(tables);
         txn.commit()

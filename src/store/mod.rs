@@ -560,16 +560,7 @@ impl Store {
                 return replay(request_id, &call, recorded);
             }
             let value = body(tables, &caller)?;
-            if let Some(request_id) = &caller.request_id {
-                tables.record_request(
-                    request_id,
-                    &RequestRecord {
-                        call: call.text.clone(),
-                        fingerprint: call.fingerprint.clone(),
-                        response: value.clone().into(),
-                    },
-                )?;
-            }
+            record_response(tables, &caller, &call, &value)?;
             Ok(value)
         })
     }
@@ -707,6 +698,26 @@ pub(crate) struct CallDescription {
     /// The text plus every secret argument (a claim token): a repeated call must match it
     /// exactly to get the recorded response.
     pub(crate) fingerprint: String,
+}
+
+/// Records `value` as the response to `call` under the caller's request id, if it has one.
+pub(crate) fn record_response<T: Clone + Into<Recorded>>(
+    tables: &mut tables::WriteTables<'_>,
+    caller: &Caller,
+    call: &CallDescription,
+    value: &T,
+) -> Result<()> {
+    let Some(request_id) = &caller.request_id else {
+        return Ok(());
+    };
+    tables.record_request(
+        request_id,
+        &RequestRecord {
+            call: call.text.clone(),
+            fingerprint: call.fingerprint.clone(),
+            response: value.clone().into(),
+        },
+    )
 }
 
 /// Returns the recorded response if it was recorded for the same call, else rejects the reused id.

@@ -48,34 +48,40 @@ pub(crate) fn check_entry(
     }
     let override_message = check_date(&state, operation.business_date, caller)?;
     let mut state = state;
-    state.active = Some(ActiveOperation {
-        operation: operation.id,
-        business_date: operation.business_date,
-        started_at: now,
-        started_by: caller.actor.clone(),
-        runner: None,
-    });
+    state.active = Some(started(operation, caller, now, None));
     Ok(Some(Entry {
         state,
         override_message,
     }))
 }
 
+/// Returns `operation` as its property's operation in progress, started now by `caller`.
+fn started(
+    operation: &Operation,
+    caller: &Caller,
+    now: Timestamp,
+    runner: Option<RunClaim>,
+) -> ActiveOperation {
+    ActiveOperation {
+        operation: operation.id,
+        business_date: operation.business_date,
+        started_at: now,
+        started_by: caller.actor.clone(),
+        runner,
+    }
+}
+
 /// Writes an entry worked out by [`check_entry`]: the property's state, and the override's
-/// event when one was used. `runner` becomes the operation's runner.
+/// event when one was used.
 pub(crate) fn write_entry(
     tables: &mut WriteTables<'_>,
     operation: &Operation,
-    mut entry: Entry,
-    runner: Option<RunClaim>,
+    entry: Entry,
     caller: &Caller,
     now: Timestamp,
 ) -> Result<()> {
-    if let (Some(active), Some(runner)) = (entry.state.active.as_mut(), runner) {
-        active.runner = Some(runner);
-    }
     tables.put_property(&entry.state)?;
-    if let Some(message) = entry.override_message.take() {
+    if let Some(message) = entry.override_message {
         append(
             tables,
             operation,
@@ -509,13 +515,7 @@ impl Store {
                 match state.active.as_mut() {
                     Some(active) => active.runner = Some(runner.clone()),
                     None => {
-                        state.active = Some(ActiveOperation {
-                            operation: operation.id,
-                            business_date: date,
-                            started_at: now,
-                            started_by: caller.actor.clone(),
-                            runner: Some(runner.clone()),
-                        });
+                        state.active = Some(started(operation, &caller, now, Some(runner.clone())));
                     }
                 }
                 tables.put_property(&state)?;

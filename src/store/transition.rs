@@ -114,7 +114,7 @@ impl Store {
                 step.output_tail = None;
                 step.claim = Some(claim.clone());
                 if let Some(entry) = entry {
-                    property::write_entry(tables, &loaded.operation, entry, None, caller, now)?;
+                    property::write_entry(tables, &loaded.operation, entry, caller, now)?;
                 }
                 let (kind, message) = match &previous {
                     Some(reason) => (EventKind::TakenOver, Some(reason.clone())),
@@ -333,7 +333,7 @@ impl Store {
                 }
                 if let Some(entry) = property::check_entry(tables, &loaded.operation, caller, now)?
                 {
-                    property::write_entry(tables, &loaded.operation, entry, None, caller, now)?;
+                    property::write_entry(tables, &loaded.operation, entry, caller, now)?;
                 }
                 let step = &mut loaded.steps[loaded.index];
                 step.status = StepStatus::Skipped;
