@@ -321,7 +321,7 @@ impl<'s, 'h> Runner<'s, 'h> {
     /// - [`Error::NotBusinessDate`] when the property has a business date and `business_date`
     ///   is another, without [`Caller::override_business_date`].
     /// - [`Error::PropertyBusy`] when another operation of the property is in progress.
-    /// - [`Error::ClaimHeld`] when a person holds a step under a live claim.
+    /// - [`Error::ClaimHeld`] when a person has claimed a step and the claim is live.
     /// - The errors of [`Store::open_operation`] and of the transitions.
     ///
     /// A rejected run writes nothing, not even the operation. A run of an operation that has

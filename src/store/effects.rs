@@ -107,12 +107,12 @@ impl AppSnapshot<'_> {
 }
 
 thread_local! {
-    /// Whether this thread is running a side-effect handler, which holds the write slot.
+    /// Whether this thread is running a side-effect handler, which has the write slot.
     static IN_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Rejects a write call made from inside a side-effect handler on the same thread. The handler
-/// holds the store's only write slot, so such a call would wait for itself forever.
+/// has the store's only write slot, so such a call would wait for itself forever.
 pub(crate) fn reject_in_handler(context: &str) -> Result<()> {
     if IN_HANDLER.with(std::cell::Cell::get) {
         return Err(Error::InvalidInput {
@@ -167,10 +167,10 @@ impl Store {
     /// `effects` gets the application's tables through [`SideEffects::open_table`]. When it
     /// returns `Ok(output)`, its writes and the completion (with `output` as the step's output)
     /// commit in one transaction. When it returns an error or panics, the transaction is rolled
-    /// back, none of its writes remain, and the step is failed with that error in a transaction
-    /// of its own; the returned step is then failed. A crash at any point leaves either both the
-    /// writes and the completion, or neither; in the second case the step is still running, and
-    /// the next run takes it over and calls `effects` again.
+    /// back and none of its writes remain. The step is then failed with that error in a
+    /// transaction of its own, and the returned step is the failed one. A crash at any point
+    /// leaves either both the writes and the completion, or neither. In the second case the step
+    /// is still running, and the next run takes it over and calls `effects` again.
     ///
     /// While `effects` runs, this call holds the file's only write transaction, so every other
     /// writer of this process and of other processes waits: keep it short (no network calls;
@@ -304,7 +304,7 @@ impl Store {
     }
 }
 
-/// How a transaction with side effects ended: committed with the step, or rolled back with the
+/// The end of a transaction with side effects: committed with the step, or rolled back with the
 /// handler's failure.
 enum Outcome {
     Committed(Box<Step>),
