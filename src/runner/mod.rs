@@ -548,63 +548,61 @@ impl<'s, 'h> Runner<'s, 'h> {
         until: Date,
         mut progress: impl FnMut(&Progress<'_>),
     ) -> Result<Vec<RunReport>> {
-        let mut reports = Vec::new();
-        loop {
-            let current = self
-                .store
+        let business_date = |store: &Store| -> Result<Option<Date>> {
+            Ok(store
                 .property(property)?
-                .and_then(|state| state.business_date)
-                .ok_or_else(|| Error::InvalidInput {
-                    what: "property for a catch-up",
-                    value: property.to_owned(),
-                    expected: format!(
-                        "property `{property}` has no business date to catch up from; set one \
-                         with `eod property set-date` (`Store::set_business_date`), then catch up"
-                    ),
-                })?;
-            if current > until {
-                return Ok(reports);
-            }
+                .and_then(|state| state.business_date))
+        };
+        let mut current = business_date(self.store)?.ok_or_else(|| Error::InvalidInput {
+            what: "property for a catch-up",
+            value: property.to_owned(),
+            expected: format!(
+                "property `{property}` has no business date to catch up from; set one with \
+                 `eod property set-date` (`Store::set_business_date`), then catch up"
+            ),
+        })?;
+        let mut reports = Vec::new();
+        while current <= until {
             let report = self.run(property, current, &mut progress)?;
             let finished = report.outcome.is_finished();
+            let operation = report.operation.id;
+            let already = match &report.outcome {
+                RunOutcome::AlreadyFinished { finished_at, .. } => Some(*finished_at),
+                _ => None,
+            };
             reports.push(report);
             if !finished {
-                return Ok(reports);
+                break;
             }
-            let next = self
-                .store
-                .property(property)?
-                .and_then(|state| state.business_date);
-            let last = reports
-                .last()
-                .map(|report| (&report.operation, &report.outcome));
-            if let Some((operation, RunOutcome::AlreadyFinished { finished_at, .. })) = last
-                && next.is_none_or(|next| next <= current)
-            {
-                return Err(Error::InvalidInput {
-                    what: "business date for a catch-up",
-                    value: current.to_string(),
-                    expected: format!(
-                        "a date whose operation has not finished, but operation {} of `{property}` \
-                         on {current} finished at {finished_at}; set the business date to the \
-                         first day that is not closed (`eod property set-date`), then catch up",
-                        operation.id
-                    ),
+            let next = business_date(self.store)?.filter(|next| *next > current);
+            let Some(next) = next else {
+                return Err(match already {
+                    // The date was set back to a day whose operation had finished.
+                    Some(finished_at) => Error::InvalidInput {
+                        what: "business date for a catch-up",
+                        value: current.to_string(),
+                        expected: format!(
+                            "a date whose operation has not finished, but operation \
+                             {operation} of `{property}` on {current} finished at \
+                             {finished_at}; set the business date to the first day that is \
+                             not closed (`eod property set-date`), then catch up"
+                        ),
+                    },
+                    None => Error::InvalidInput {
+                        what: "plan for a catch-up",
+                        value: self.plan.name().to_owned(),
+                        expected: format!(
+                            "a plan whose `{}` step rolls the business date; operation \
+                             {operation} finished and the business date of `{property}` \
+                             stayed {current}",
+                            crate::store::ROLL_STEP
+                        ),
+                    },
                 });
-            }
-            if next.is_none_or(|next| next <= current) {
-                return Err(Error::InvalidInput {
-                    what: "plan for a catch-up",
-                    value: self.plan.name().to_owned(),
-                    expected: format!(
-                        "a plan whose `{}` step rolls the business date; operation {} finished \
-                         and the business date of `{property}` stayed {current}",
-                        crate::store::ROLL_STEP,
-                        reports.last().map_or(OperationId(0), |r| r.operation.id)
-                    ),
-                });
-            }
+            };
+            current = next;
         }
+        Ok(reports)
     }
 
     /// Starts one step, runs its handler, and records the outcome.
