@@ -256,7 +256,7 @@ pub enum Error {
         active: OperationId,
         /// Its business date.
         active_date: jiff::civil::Date,
-        /// Who started it.
+        /// The actor that started it.
         by: String,
         /// When it started.
         since: jiff::Timestamp,
@@ -270,7 +270,7 @@ pub enum Error {
     NotReleasable {
         /// The operation.
         operation: OperationId,
-        /// What holds it: a runner, or a step's claim, with its actor and process.
+        /// The claim in the way: a runner's, or a step's, with its actor and process.
         holder: String,
         /// When that claim's lease ends.
         until: jiff::Timestamp,
@@ -286,7 +286,7 @@ pub enum Error {
         operation: OperationId,
         /// Its business date.
         date: jiff::civil::Date,
-        /// Who runs it, with the process where known.
+        /// The runner's actor, with the process where known.
         holder: String,
         /// When that run started.
         since: jiff::Timestamp,

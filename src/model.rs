@@ -59,8 +59,8 @@ pub fn parse_business_date(text: &str) -> Result<Date> {
 ///
 /// The key is the same for every call within one attempt and different for each attempt, so a
 /// service that deduplicates by key applies one attempt's request once. A new attempt (a retry,
-/// or a takeover after a crash) gets a new key: before it repeats a request, a handler asks the
-/// service about the keys of the earlier attempts (attempt numbers 1 to `attempt - 1`), because
+/// or a takeover after a crash) gets a new key: before it repeats a request, a handler queries the
+/// service for the keys of the earlier attempts (attempt numbers 1 to `attempt - 1`), because
 /// a crashed attempt may have reached the service before the crash.
 ///
 /// ```
@@ -253,7 +253,7 @@ pub struct Operation {
 impl Operation {
     /// Returns the fingerprint of the operation's plan identity: 8 hexadecimal digits of the
     /// CRC-32 of its orders, codes and required flags. Two operations seeded with plans of the
-    /// same identity have the same fingerprint, whatever their display names; `eod status`
+    /// same identity have the same fingerprint, whatever their display names. `eod status`
     /// shows it, so that an operator can tell which version of a plan an operation has.
     pub fn plan_fingerprint(&self) -> String {
         plan_fingerprint(&self.plan_identity)
@@ -327,7 +327,7 @@ pub struct Step {
     pub claim: Option<Claim>,
 }
 
-/// What the store knows about one property (hotel): its current business date and the
+/// The state the store keeps for one property (hotel): its current business date and the
 /// operation in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PropertyState {
@@ -336,7 +336,7 @@ pub struct PropertyState {
     /// The current business date: the day whose night audit runs next. `None` until it is set
     /// by hand or by a business-date roll; a property without one is not gated.
     pub business_date: Option<Date>,
-    /// How the business date got its value, such as ``set by `ayşe` `` or `rolled by operation
+    /// The origin of the business date's value, such as ``set by `ayşe` `` or `rolled by operation
     /// 12`.
     pub date_source: Option<String>,
     /// When the business date last changed.
@@ -354,7 +354,7 @@ pub struct ActiveOperation {
     pub business_date: Date,
     /// When it started (its first step started or was skipped, or a runner began it).
     pub started_at: Timestamp,
-    /// Who started it.
+    /// The actor that started it.
     pub started_by: String,
     /// The runner running it now, if any.
     pub runner: Option<RunClaim>,
@@ -400,7 +400,7 @@ pub enum EventKind {
     /// A runner began running the operation; the message names it and any runner it took over
     /// from.
     RunStarted,
-    /// A runner stopped running the operation; the message says how the run ended.
+    /// A runner stopped running the operation. The message describes how the run ended.
     RunEnded,
     /// The operation started although its date is not the property's business date, by an
     /// override whose reason is the message.

@@ -67,7 +67,7 @@ pub struct PlanStep {
     /// with the reason [`NOT_SCHEDULED`](crate::schedule::NOT_SCHEDULED).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
-    /// How the runner retries the step after a failure; `None` is one attempt per run.
+    /// The retry policy the runner applies after a failure. `None` is one attempt per run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
 }

@@ -22,7 +22,7 @@ pub fn current_process() -> ProcessRef {
 
 /// Returns whether the process still exists: `Some(false)` when it is on this host and gone (or
 /// its pid now belongs to a later process, or it has exited and waits to be reaped as a
-/// zombie), `Some(true)` when it runs, and `None` when this cannot be told (another host, or a
+/// zombie), `Some(true)` when it runs, and `None` when this cannot be known (another host, or a
 /// system without `/proc`).
 pub fn is_alive(process: &ProcessRef) -> Option<bool> {
     if process.host != host_name() || !std::path::Path::new("/proc/self/stat").exists() {

@@ -1,6 +1,6 @@
 //! Business dates: the gate on starting an operation of another date, the override and its
-//! event, the roll, the catch-up of missed dates, one operation in progress per property with
-//! its audited release, and two terminals racing to run one date.
+//! event, the roll, and the catch-up of missed dates. Also one operation in progress per
+//! property with its audited release, and two terminals racing to run one date.
 
 mod common;
 
@@ -10,7 +10,7 @@ use common::{caller, create_temp_store, date, plan_step};
 use eodstore::runner::{HandlerError, RunOutcome, Runner};
 use eodstore::{Error, EventKind, OperationStatus, Plan, ROLL_STEP, StepStatus, Store};
 
-/// A three-step plan ending with the business-date roll.
+/// Returns a three-step plan that ends with the business-date roll.
 fn plan() -> Plan {
     let step = |order, code| plan_step(order, code, true);
     Plan::new(
@@ -346,8 +346,8 @@ fn one_operation_in_progress_and_release() {
     assert!(matches!(err, Error::PropertyBusy { .. }), "{err}");
 }
 
-/// Two terminals race to run the same date: one operation, one run; the loser is told who runs
-/// it and since when, or that it has finished.
+/// Two terminals race to run the same date and get one operation and one run. The loser's error
+/// names who runs it and since when.
 #[test]
 fn racing_terminals_get_one_run() {
     let t = create_temp_store();
@@ -416,7 +416,7 @@ fn racing_terminals_get_one_run() {
         .filter(|event| event.kind == EventKind::Started)
         .count();
     assert_eq!(started, 3, "each step started once");
-    // A third terminal that comes after the run is told it has finished.
+    // A third terminal that comes after the run gets the outcome that it has finished.
     let late = runner(&t.store, &plan, &[])
         .run("grand", date("2026-12-04"), |_| {})
         .unwrap();
@@ -537,7 +537,7 @@ fn last_supported_date_rolls_safely() {
         .run_until("grand", date("9999-12-31"), |_| {})
         .unwrap_err();
     // 9999-12-30 rolls to 9999-12-31, whose roll completes without a next day, so the
-    // catch-up stops there and says why.
+    // catch-up stops there with an error that names the date.
     assert!(
         reports.to_string().contains("stayed 9999-12-31"),
         "{reports}"

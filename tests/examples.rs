@@ -414,7 +414,7 @@ fn night_audit_resumes_after_crash() {
 }
 
 /// A crash inside `post_room_charges`'s transaction, after half of its postings are written,
-/// leaves no posting and the step running; the resumed run posts every charge once.
+/// leaves no posting and the step running. The resumed run posts every charge once.
 #[test]
 fn night_audit_posts_once_after_crash_during_postings() {
     let dir = tempfile::tempdir().expect("create a temporary directory");
@@ -475,7 +475,7 @@ fn night_audit_posts_once_after_crash_during_postings() {
 }
 
 /// A crash just after the postings' transaction committed (at the start of the next step)
-/// leaves the postings and the completed step; the resumed run does not post again.
+/// leaves the postings and the completed step. The resumed run does not post again.
 #[test]
 fn night_audit_posts_once_after_crash_after_postings() {
     let dir = tempfile::tempdir().expect("create a temporary directory");

@@ -1,6 +1,6 @@
 //! Notifications: subscribers get every committed change in commit order and nothing of a
-//! rejected or rolled-back call; a panicking or slow subscriber neither blocks nor breaks
-//! writers; the `changes` table lets another store on the file follow the changes.
+//! rejected or rolled-back call. A panicking or slow subscriber neither blocks nor breaks
+//! writers, and the `changes` table lets another store on the file follow the changes.
 
 mod common;
 
@@ -152,7 +152,7 @@ fn bad_subscribers_never_block_writers() {
     );
     assert!(panicked.load(Ordering::Relaxed) > 3);
 
-    // The slow one is told how many it missed once it catches up.
+    // The slow one receives the number it missed once it catches up.
     drop(release);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -1,6 +1,6 @@
 //! Retry policies: the runner retries a failed step with the plan's delays and backoff, keeps
 //! every attempt with its error and times in the step's history, and stops when the attempts of
-//! a run are used up; the next run has a fresh set.
+//! a run are used up. The next run has a fresh set.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Plan schedules: weekly and month-day steps are seeded as skipped with the reason "not
 //! scheduled" on dates they are not due, required or not, across a month boundary and a leap
-//! day; a changed plan applies to operations opened afterwards only.
+//! day. A changed plan applies to operations opened afterwards only.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Exactly-once side effects: a step's writes to the application's own tables commit in the
-//! transaction that completes the step, or not at all; a failing handler leaves nothing behind
+//! transaction that completes the step, or not at all. A failing handler leaves nothing behind
 //! and does not fail other writers' requests.
 
 mod common;
@@ -51,6 +51,16 @@ fn started(store: &Store) -> (OperationId, String) {
     (id, token)
 }
 
+/// Returns failed step 2 to pending and starts it again; returns its new claim token.
+fn retry_and_start(store: &Store, id: OperationId) -> String {
+    store.retry_step(id, 2, &caller("gece")).unwrap();
+    store
+        .start_step(id, 2, &caller("gece"))
+        .unwrap()
+        .claim
+        .token
+}
+
 #[test]
 fn effects_commit_with_completion() {
     let t = create_temp_store();
@@ -95,13 +105,7 @@ fn failing_effects_leave_nothing() {
     );
     assert!(postings(&t.store, id).is_empty());
 
-    t.store.retry_step(id, 2, &caller("gece")).unwrap();
-    let token = t
-        .store
-        .start_step(id, 2, &caller("gece"))
-        .unwrap()
-        .claim
-        .token;
+    let token = retry_and_start(&t.store, id);
     let step = t
         .store
         .complete_step_with(id, 2, &token, &caller("gece"), |effects| {
@@ -121,13 +125,7 @@ fn failing_effects_leave_nothing() {
     assert!(postings(&t.store, id).is_empty());
 
     // The third attempt posts once, with its own idempotency key.
-    t.store.retry_step(id, 2, &caller("gece")).unwrap();
-    let token = t
-        .store
-        .start_step(id, 2, &caller("gece"))
-        .unwrap()
-        .claim
-        .token;
+    let token = retry_and_start(&t.store, id);
     t.store
         .complete_step_with(id, 2, &token, &caller("gece"), |effects| {
             assert!(effects.idempotency_key().ends_with(":2:3"));
@@ -199,7 +197,7 @@ fn repeated_request_skips_effects() {
 }
 
 /// While one thread's handler fails after writing, other threads keep making calls through
-/// group commit; every one of them succeeds, and none of the failed handler's rows remain.
+/// group commit. Every one of them succeeds, and none of the failed handler's rows remain.
 #[test]
 fn failing_effects_spare_other_writers() {
     let mut t = create_temp_store();

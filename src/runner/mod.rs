@@ -41,7 +41,7 @@ impl StepContext<'_> {
     }
 
     /// Returns the idempotency keys of the earlier attempts of this step, oldest first. A
-    /// handler asks an outside service about them before it repeats a request, because an
+    /// handler queries an outside service for them before it repeats a request, because an
     /// attempt that crashed may have reached the service.
     pub fn earlier_idempotency_keys(&self) -> Vec<String> {
         (1..self.step.attempts)
@@ -173,7 +173,7 @@ pub enum RunOutcome {
     AlreadyFinished {
         /// When it finished.
         finished_at: jiff::Timestamp,
-        /// Who finished it.
+        /// The actor that finished it.
         finished_by: String,
     },
 }
@@ -286,12 +286,12 @@ impl<'s, 'h> Runner<'s, 'h> {
     }
 
     /// Registers the handler of the step with `code` as one with side effects in the store's
-    /// file, replacing any earlier handler: it runs inside the write transaction that completes
-    /// the step, and writes the application's tables through [`SideEffects`], so its writes and
+    /// file, replacing any earlier handler. It runs inside the write transaction that completes
+    /// the step and writes the application's tables through [`SideEffects`]. So its writes and
     /// the completion commit together or not at all (see [`Store::complete_step_with`]).
     ///
-    /// It holds the file's only write transaction while it runs, so every other writer waits:
-    /// keep it short, and do slow work in a plain handler of an earlier step.
+    /// It has the file's only write transaction while it runs, so every other writer waits.
+    /// Keep it short, and do slow work in a plain handler of an earlier step.
     pub fn handler_with_effects(
         &mut self,
         code: &str,

@@ -172,7 +172,7 @@ impl Store {
     /// leaves either both the writes and the completion, or neither. In the second case the step
     /// is still running, and the next run takes it over and calls `effects` again.
     ///
-    /// While `effects` runs, this call holds the file's only write transaction, so every other
+    /// While `effects` runs, this call has the file's only write transaction, so every other
     /// writer of this process and of other processes waits: keep it short (no network calls;
     /// see [`idempotency_key`] for effects outside the file). A write call of the store made
     /// inside `effects` fails with [`Error::InvalidInput`] instead of waiting for itself; one made

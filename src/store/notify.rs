@@ -7,10 +7,10 @@
 //! each queue receives them in commit order. An aborted transaction queues nothing.
 //!
 //! Each subscriber has its own bounded queue and its own thread, which calls the subscriber's
-//! function. Writers only put events into queues and never wait: a subscriber that falls
-//! [`NOTIFICATION_QUEUE`] events behind loses the events that do not fit and is told how many
-//! with [`Notification::Missed`]. A subscriber's panic is caught and logged; its next event is
-//! delivered as usual.
+//! function. Writers only put events into queues and never wait. A subscriber that falls
+//! [`NOTIFICATION_QUEUE`] events behind loses the events that do not fit and then receives their
+//! number in [`Notification::Missed`]. A subscriber's panic is caught and logged, and its next
+//! event is delivered as usual.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};

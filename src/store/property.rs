@@ -107,7 +107,7 @@ fn busy(active: &ActiveOperation, property: &str, date: Date) -> Error {
 }
 
 /// Rejects an operation on `date` when it is not the property's business date, unless `caller`
-/// gives an override; returns the override's event message when one is used.
+/// gives an override. Returns the override's event message when one is used.
 fn check_date(state: &PropertyState, date: Date, caller: &Caller) -> Result<Option<String>> {
     let Some(current) = state.business_date else {
         return Ok(None);

@@ -62,10 +62,9 @@ fn init_logging(verbose: bool) {
         .init();
 }
 
-/// Rewrites a library message for the command line: the `eod` commands it suggests get this
-/// run's `--db` (`eod`, the start of every suggested command line), so that they act on the same
-/// file when copied, and the library's API names in brackets, such as
-/// `` (`Store::release_operation`) ``, are left out.
+/// Rewrites a library message for the command line. The `eod` commands it suggests get this
+/// run's `--db`, passed in as `eod`, so that they act on the same file when copied. The
+/// library's API names in brackets, such as `` (`Store::release_operation`) ``, are left out.
 fn for_operators(message: &str, eod: &str) -> String {
     // Suggestions that name their `--db` already (those `eod run` builds) stay as they are.
     let mut text = String::with_capacity(message.len());
