@@ -4,9 +4,13 @@
 //! redb runs one write transaction at a time and each durable commit costs at least one fsync,
 //! so one transaction per call caps all writers together at the disk's commit rate. Here calls
 //! join a FIFO queue. The first caller to find no batch in progress becomes the leader: it takes
-//! the queued calls (its own first), applies them in queue order in one transaction, commits
-//! once, delivers every result, and hands leadership to the oldest waiting caller, so no caller
-//! serves batches for long.
+//! the queued calls (its own first) and applies them in queue order in one transaction. Before
+//! it commits, it also applies the calls that joined the queue meanwhile, until the queue is
+//! empty or the batch is full. Callers that the previous commit released rejoin the queue on the
+//! other core while the leader applies, so this makes batches larger and commits fewer. A lone
+//! caller finds the queue empty and commits at once. The leader then commits once, delivers every
+//! result, and hands leadership to the oldest waiting caller, so no caller serves batches for
+//! long.
 //!
 //! Each call's result is the one it would have had alone in queue order, because each call runs
 //! against the changes of the calls before it in the same transaction. Every call checks its
@@ -225,15 +229,7 @@ impl Store {
     /// Applies one batch from the head of the queue, then hands leadership to the oldest
     /// waiting call, or ends the leadership when the queue is empty.
     fn lead_batch(&self) {
-        let batch: Vec<Box<dyn Job>> = {
-            let mut state = self
-                .group
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let take = state.queue.len().min(MAX_BATCH);
-            state.queue.drain(..take).collect()
-        };
+        let batch = self.take_queued(0);
         if !batch.is_empty() {
             self.commit_batch(batch);
         }
@@ -246,6 +242,17 @@ impl Store {
             Some(next) => next.lead(),
             None => state.leader_active = false,
         }
+    }
+
+    /// Removes calls from the head of the queue, as many as a batch of `len` calls has room for.
+    fn take_queued(&self, len: usize) -> Vec<Box<dyn Job>> {
+        let mut state = self
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let take = state.queue.len().min(MAX_BATCH.saturating_sub(len));
+        state.queue.drain(..take).collect()
     }
 
     /// Applies and commits one batch and delivers every result. A panic inside redb (a file
@@ -287,9 +294,10 @@ impl Store {
         }
     }
 
-    /// Applies every call of the batch in one transaction and commits it. Returns `Ok(false)`,
-    /// with the transaction aborted, when a call failed after writing.
-    fn write_batch(&self, batch: &mut [Box<dyn Job>]) -> Result<bool> {
+    /// Applies every call of the batch, and the calls that queue meanwhile, in one transaction,
+    /// and commits it. Returns `Ok(false)`, with the transaction aborted, when a
+    /// call failed after writing.
+    fn write_batch(&self, batch: &mut Vec<Box<dyn Job>>) -> Result<bool> {
         let context = batch
             .first()
             .map_or("a batch", |job| job.context())
@@ -298,7 +306,17 @@ impl Store {
         let (clean, changed, notices) = {
             let mut tables = WriteTables::open(&txn)?;
             tables.collect = self.subscribers.wanted();
-            let clean = batch.iter_mut().all(|job| job.apply(&mut tables));
+            let mut applied = 0;
+            let mut clean = true;
+            while clean && applied < batch.len() {
+                clean = batch[applied..]
+                    .iter_mut()
+                    .all(|job| job.apply(&mut tables));
+                applied = batch.len();
+                if clean {
+                    batch.extend(self.take_queued(batch.len()));
+                }
+            }
             (clean, tables.changed, std::mem::take(&mut tables.notices))
         };
         if !clean || !changed {
@@ -317,8 +335,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::PoisonError;
+    use std::sync::{Arc, PoisonError};
     use std::time::{Duration, Instant};
+
+    use redb::{ReadableDatabase, ReadableTable};
 
     use super::*;
     use crate::model::OperationId;
@@ -496,6 +516,72 @@ mod tests {
             store.events(OperationId(1)).unwrap().len(),
             replay.events(OperationId(1)).unwrap().len()
         );
+    }
+
+    /// A call that queues while the leader applies a batch joins that batch's transaction
+    /// rather than waiting for a commit of its own.
+    #[test]
+    fn late_call_joins_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            dir.path().join("late.redb"),
+            StoreOptions::new().create(true),
+        )
+        .unwrap();
+        let super::super::Database::ReadWrite(db) = &store.db else {
+            panic!("the store is not read-write");
+        };
+        let committed = |db: &redb::Database| -> bool {
+            let txn = db.begin_read().unwrap();
+            let meta = txn.open_table(crate::store::tables::META).unwrap();
+            meta.get("late_probe").unwrap().is_some()
+        };
+        let (applying, applying_seen) = mpsc::channel::<()>();
+        let (queued, queued_seen) = mpsc::channel::<()>();
+        let late_db = Arc::clone(db);
+
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| {
+                store.submit("first call".into(), move |tables| {
+                    tables.meta.insert("late_probe", 1).unwrap();
+                    tables.changed = true;
+                    applying.send(()).unwrap();
+                    queued_seen.recv_timeout(Duration::from_secs(30)).unwrap();
+                    Ok(())
+                })
+            });
+            applying_seen
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the first call was not applied");
+            let late = scope.spawn(|| {
+                store.submit("late call".into(), move |tables| {
+                    tables.meta.insert("late_probe_2", 1).unwrap();
+                    tables.changed = true;
+                    // In the first call's transaction, its write is not committed yet.
+                    Ok(committed(&late_db))
+                })
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while store
+                .group
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .queue
+                .is_empty()
+            {
+                assert!(Instant::now() < deadline, "the late call did not queue up");
+                std::thread::yield_now();
+            }
+            queued.send(()).unwrap();
+            first.join().unwrap().unwrap();
+            let saw_first_committed = late.join().unwrap().unwrap();
+            assert!(
+                !saw_first_committed,
+                "the late call ran in a transaction after the first call's commit"
+            );
+        });
+        assert!(committed(db), "the batch was not committed");
     }
 
     /// Returns the context string a call is queued under.
