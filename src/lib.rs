@@ -135,10 +135,11 @@ pub use store::{
     AppSnapshot, Change, NOTIFICATION_QUEUE, Notification, ROLL_STEP, SideEffects, Subscription,
 };
 pub use store::{
-    Backup, Caller, Compaction, ConcurrencyMode, DEFAULT_LEASE, DEFAULT_OPEN_TIMEOUT,
-    DEFAULT_WRITE_TIMEOUT, Durability, FORMAT_VERSION, IntegrityProblem, IntegrityReport,
-    MAX_MESSAGE, MAX_OUTPUT_TAIL, MAX_PROPERTY_CHARS, Migration, Opened, OperationView,
-    ProblemKind, SeededStep, Started, Store, StoreOptions, TaskProgress, validate_property,
+    Backup, Caller, Compaction, ConcurrencyMode, DEFAULT_CACHE_SIZE, DEFAULT_LEASE,
+    DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_TIMEOUT, Durability, FORMAT_VERSION, IntegrityProblem,
+    IntegrityReport, MAX_MESSAGE, MAX_OUTPUT_TAIL, MAX_PROPERTY_CHARS, MIN_CACHE_SIZE, Migration,
+    Opened, OperationView, ProblemKind, SeededStep, Started, Store, StoreOptions, TaskProgress,
+    validate_property,
 };
 pub use store::{
     DUMP_FORMAT, DUMP_VERSION, Dump, DumpError, DumpFilter, DumpImport, DumpedOperation,

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use eodstore::plan::{MAX_CODE_LEN, MAX_NAME_CHARS, MAX_PLAN_FILE_BYTES, MAX_STEPS};
 use eodstore::runner::Runner;
 use eodstore::{
-    Caller, ConcurrencyMode, Durability, Error, MAX_PROPERTY_CHARS, ManualClock, OperationId, Plan,
-    PlanStep, Store, StoreOptions, parse_business_date,
+    Caller, ConcurrencyMode, Durability, Error, MAX_PROPERTY_CHARS, MIN_CACHE_SIZE, ManualClock,
+    OperationId, Plan, PlanStep, Store, StoreOptions, parse_business_date,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -2789,6 +2789,35 @@ fn store_lease_option_validated() {
             },
             "InvalidInput",
             "invalid lease `168h 1s`",
+            None,
+        ),
+    ];
+    assert_no_failures(&library_failures(&rows));
+}
+
+#[test]
+fn store_cache_size_validated() {
+    let rows = vec![
+        row(
+            "store cache size zero",
+            State::Opened,
+            |f| {
+                let store = Store::open_with(&f.db, f.options().cache_size(0))?;
+                store.start_step(op1(), 1, &caller("ayşe")).map(drop)
+            },
+            "InvalidInput",
+            "invalid cache size `0 bytes`",
+            None,
+        ),
+        row(
+            "store cache size below 1 MiB",
+            State::Opened,
+            |f| {
+                let store = Store::open_with(&f.db, f.options().cache_size(MIN_CACHE_SIZE - 1))?;
+                store.start_step(op1(), 1, &caller("ayşe")).map(drop)
+            },
+            "InvalidInput",
+            "invalid cache size `1048575 bytes`: a cache of at least 1048576 bytes (1 MiB)",
             None,
         ),
     ];

@@ -6,7 +6,10 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use common::{caller, create_temp_store, date};
-use eodstore::{Error, OperationStatus, Plan, PlanStep, StepStatus};
+use eodstore::{
+    ConcurrencyMode, Durability, Error, MIN_CACHE_SIZE, OperationStatus, Plan, PlanStep,
+    StepStatus, Store, StoreOptions,
+};
 
 fn step(order: u32, code: &str, name: &str, required: bool) -> PlanStep {
     PlanStep {
@@ -378,4 +381,48 @@ fn snapshot_path_skips_write() {
     t.store
         .start_step(id, 1, &caller("a").request_id("r1"))
         .unwrap();
+}
+
+/// A store whose file outgrows the smallest cache keeps every operation readable and seeds more.
+#[test]
+fn smallest_cache_serves_larger_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-cache.redb");
+    let options = || StoreOptions::new().cache_size(MIN_CACHE_SIZE);
+    let plan = Plan::standard();
+    let first = date("2026-01-01");
+    let days: i64 = 1500;
+    {
+        // Loaded without fsyncs, which the exclusive-writer mode allows, to keep the test short.
+        let loading = options()
+            .create(true)
+            .concurrency(ConcurrencyMode::ExclusiveWriter)
+            .durability(Durability::None);
+        let store = Store::open_with(&path, loading).unwrap();
+        for day in 0..days {
+            let business_date = first.checked_add(jiff::Span::new().days(day)).unwrap();
+            let opened = store
+                .open_operation("grand", business_date, &plan, &caller("kasa"))
+                .unwrap();
+            assert!(opened.created, "{business_date} was not created");
+        }
+    }
+    let file_bytes = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        file_bytes > 2 * MIN_CACHE_SIZE as u64,
+        "the file has {file_bytes} bytes, too few to outgrow the cache"
+    );
+
+    let mut store = Store::open_with(&path, options()).unwrap();
+    for day in 0..days {
+        let business_date = first.checked_add(jiff::Span::new().days(day)).unwrap();
+        let view = store.view_by_date("grand", business_date).unwrap();
+        assert_eq!(view.steps.len(), plan.steps().len(), "{business_date}");
+    }
+    let next = first.checked_add(jiff::Span::new().days(days)).unwrap();
+    let opened = store
+        .open_operation("grand", next, &plan, &caller("kasa"))
+        .unwrap();
+    assert!(opened.created);
+    assert!(store.check_integrity().unwrap().is_clean());
 }

@@ -58,6 +58,13 @@ pub const DEFAULT_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// The default wait of a write for another process's write lock.
 pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The default memory for redb's page cache and write buffer together: 1 GiB, redb's own
+/// default.
+pub const DEFAULT_CACHE_SIZE: usize = 1024 * 1024 * 1024;
+
+/// The smallest cache size that [`StoreOptions::cache_size`] accepts: 1 MiB.
+pub const MIN_CACHE_SIZE: usize = 1024 * 1024;
+
 /// The durability of commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -104,6 +111,7 @@ pub struct StoreOptions {
     pub(crate) open_timeout: std::time::Duration,
     pub(crate) group_commit: bool,
     pub(crate) write_timeout: std::time::Duration,
+    pub(crate) cache_size: usize,
     pub(crate) read_only: bool,
     pub(crate) progress: Option<ProgressSink>,
     /// Lets a read-write open accept an older format; set only by [`Store::migrate`].
@@ -119,8 +127,8 @@ impl Default for StoreOptions {
 impl StoreOptions {
     /// Returns the defaults: open an existing file only, [`Durability::Immediate`],
     /// [`ConcurrencyMode::MultiWriter`], a lease of [`DEFAULT_LEASE`], the system clock, open
-    /// and write timeouts of [`DEFAULT_OPEN_TIMEOUT`] and [`DEFAULT_WRITE_TIMEOUT`], and group
-    /// commit on.
+    /// and write timeouts of [`DEFAULT_OPEN_TIMEOUT`] and [`DEFAULT_WRITE_TIMEOUT`], a cache of
+    /// [`DEFAULT_CACHE_SIZE`], and group commit on.
     pub fn new() -> StoreOptions {
         StoreOptions {
             create: false,
@@ -131,6 +139,7 @@ impl StoreOptions {
             open_timeout: DEFAULT_OPEN_TIMEOUT,
             group_commit: true,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            cache_size: DEFAULT_CACHE_SIZE,
             read_only: false,
             progress: None,
             migrating: false,
@@ -178,6 +187,16 @@ impl StoreOptions {
     /// instead, so that redb can recover it.
     pub fn read_only(mut self, read_only: bool) -> StoreOptions {
         self.read_only = read_only;
+        self
+    }
+
+    /// Sets the maximum memory, in bytes, for redb's page cache and write buffer together
+    /// (default [`DEFAULT_CACHE_SIZE`]). The cache fills as the file is read, so a process that
+    /// reads a file larger than the cache uses about this much memory. A smaller cache costs a
+    /// read from the file system each time a page that it dropped is needed again. Opening a store
+    /// rejects a size below [`MIN_CACHE_SIZE`] with [`Error::InvalidInput`].
+    pub fn cache_size(mut self, bytes: usize) -> StoreOptions {
+        self.cache_size = bytes;
         self
     }
 

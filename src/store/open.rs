@@ -29,7 +29,7 @@ impl Store {
     ///   one, or this process has it open already.
     /// - [`Error::Corrupt`] when redb finds the file damaged.
     /// - [`Error::InvalidInput`] when `options` combine [`Durability::None`] with a shared
-    ///   concurrency mode, which redb does not allow.
+    ///   concurrency mode, which redb does not allow, or set a lease or cache size out of range.
     /// - [`Error::Storage`] or [`Error::Io`] when the file cannot be read or written.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_owned();
@@ -100,7 +100,7 @@ impl Store {
                     .map_err(backend_error("clearing a cut-off creation"))?;
             }
         }
-        let builder = redb_builder(options.concurrency);
+        let builder = redb_builder(options.concurrency, options.cache_size);
         let opened = catch_unwind(AssertUnwindSafe(|| {
             if options.read_only {
                 builder
@@ -218,6 +218,18 @@ impl Store {
 /// combinations that redb does not allow.
 fn check_options(options: &StoreOptions) -> Result<()> {
     super::check_lease(options.lease)?;
+    if options.cache_size < super::MIN_CACHE_SIZE {
+        return Err(Error::InvalidInput {
+            what: "cache size",
+            value: format!("{} bytes", options.cache_size),
+            expected: format!(
+                "a cache of at least {} bytes (1 MiB) in `StoreOptions::cache_size`; the \
+                 default is {} bytes (1 GiB)",
+                super::MIN_CACHE_SIZE,
+                super::DEFAULT_CACHE_SIZE
+            ),
+        });
+    }
     if options.durability == Durability::None
         && options.concurrency != ConcurrencyMode::ExclusiveWriter
     {
@@ -279,8 +291,9 @@ pub(super) fn read_format_in(txn: &redb::ReadTransaction, path: &Path) -> Result
 /// pages, falls back to the commit before it if they fail, and rebuilds its allocator state. In
 /// the shared modes every commit records the allocator state, so the open loads it instead and
 /// does not verify those pages (`eod check` does). A clean open skips that work.
-fn redb_builder(mode: ConcurrencyMode) -> redb::Builder {
+fn redb_builder(mode: ConcurrencyMode, cache_size: usize) -> redb::Builder {
     let mut builder = redb::Builder::new();
+    builder.set_cache_size(cache_size);
     let logged = std::cell::Cell::new(false);
     builder.set_repair_callback(move |session| {
         if !logged.replace(true) {
@@ -345,6 +358,7 @@ fn open_bounded<T: Send + 'static>(
 /// if not, redb creates one in place.
 fn open_checked(path: PathBuf, options: StoreOptions, existing: bool) -> Result<Store> {
     let mode = options.concurrency;
+    let cache_size = options.cache_size;
 
     // Inspect an existing file read-only first, so that a foreign or newer file is rejected
     // before redb opens it for writing (which may update its header). A file that redb cannot
@@ -353,7 +367,7 @@ fn open_checked(path: PathBuf, options: StoreOptions, existing: bool) -> Result<
     if existing {
         let inspect_path = path.clone();
         let inspected = open_bounded(&path, options.open_timeout, move || {
-            let db = redb_builder(mode).open_read_only(&inspect_path)?;
+            let db = redb_builder(mode, cache_size).open_read_only(&inspect_path)?;
             let format = read_format(&db, &inspect_path);
             Ok((db, format))
         });
@@ -395,7 +409,7 @@ fn open_checked(path: PathBuf, options: StoreOptions, existing: bool) -> Result<
     let create = options.create;
     let open_path = path.clone();
     let db = open_bounded(&path, options.open_timeout, move || {
-        let builder = redb_builder(mode);
+        let builder = redb_builder(mode, cache_size);
         if create {
             builder.create(&open_path)
         } else {
