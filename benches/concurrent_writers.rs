@@ -60,6 +60,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use engines::Engine;
+use eodstore::{ConcurrencyMode, StoreOptions};
 use measure::Window;
 use phases::{ReadRow, Row};
 use report::{Machine, Report};
@@ -82,6 +83,10 @@ Usage: cargo bench --bench concurrent_writers -- [FLAGS]
   --window SECONDS     measured part of each window [default: 2.5, or 0.6 with --quick]
   --warmup SECONDS     unmeasured start of each window [default: 0.5, or 0.15 with --quick]
   --scale-levels LIST  operation counts for --scale [default: 10000,100000,1000000]
+  --scale-exclusive    measure the --scale levels in ConcurrencyMode::ExclusiveWriter
+                       rather than the default MultiWriter, to see what the mode costs
+  --scale-cache MIB    redb's cache for the --scale measurements, in MiB
+                       [default: eodstore's default of 1024]
   --loaders N          loading threads for --scale [default: 8]
   --sync-probe SECONDS length of the fdatasync-rate measurements before and after the run; 0
                        skips them, as when counting system calls of the measurements alone
@@ -110,6 +115,8 @@ struct Args {
     repeat: usize,
     window: Window,
     scale_levels: Vec<u64>,
+    scale_exclusive: bool,
+    scale_cache: Option<usize>,
     loaders: usize,
     sync_probe: Duration,
     window_probe: Duration,
@@ -165,6 +172,8 @@ impl Args {
                 length: Duration::from_millis(length_ms),
             },
             scale_levels: vec![10_000, 100_000, 1_000_000],
+            scale_exclusive: false,
+            scale_cache: None,
             loaders: 8,
             sync_probe: Duration::from_secs(1),
             window_probe: Duration::from_millis(if quick { 50 } else { 100 }),
@@ -185,6 +194,14 @@ impl Args {
                 "--help" | "-h" => return Ok(None),
                 "--quick" | "--bench" => {}
                 "--scale" => args.scale = true,
+                "--scale-exclusive" => args.scale_exclusive = true,
+                "--scale-cache" => {
+                    let text = value("--scale-cache")?;
+                    let mib: usize = text.parse().map_err(|_| {
+                        format!("invalid --scale-cache `{text}`: expected a number of MiB")
+                    })?;
+                    args.scale_cache = Some(mib.saturating_mul(1024 * 1024));
+                }
                 "--dir" => args.dir = PathBuf::from(value("--dir")?),
                 "--out" => args.out = PathBuf::from(value("--out")?),
                 "--engines" => {
@@ -615,9 +632,17 @@ fn write_outputs(out: &Path, report: &Report) -> Result<(), String> {
 
 /// Runs the scale measurements, prints their table and writes their JSON.
 fn run_scale(args: &Args, base: &Path) -> ExitCode {
+    let mode = if args.scale_exclusive {
+        ConcurrencyMode::ExclusiveWriter
+    } else {
+        ConcurrencyMode::MultiWriter
+    };
+    let cache_size = args.scale_cache.unwrap_or(eodstore::DEFAULT_CACHE_SIZE);
     println!(
-        "scale: levels {:?}, {} loading threads, windows of {:.2} s after {:.2} s of warm-up",
+        "scale: levels {:?}, {mode:?} mode, a cache of {} MiB, {} loading threads, windows of \
+         {:.2} s after {:.2} s of warm-up",
         args.scale_levels,
+        cache_size / (1024 * 1024),
         args.loaders,
         args.window.length.as_secs_f64(),
         args.window.warmup.as_secs_f64()
@@ -625,7 +650,14 @@ fn run_scale(args: &Args, base: &Path) -> ExitCode {
     let sync_rate = sync_rate(base, args.sync_probe);
     println!("disk: {sync_rate:.0} fdatasync/s (4 KiB overwrite each)");
 
-    let levels = match scale::run(base, &args.scale_levels, args.loaders, args.window) {
+    let options = StoreOptions::new().concurrency(mode).cache_size(cache_size);
+    let levels = match scale::run(
+        base,
+        &args.scale_levels,
+        &options,
+        args.loaders,
+        args.window,
+    ) {
         Ok(levels) => levels,
         Err(err) => {
             eprintln!("error: scale measurement failed: {err}");

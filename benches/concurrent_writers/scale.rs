@@ -48,10 +48,12 @@ pub struct Level {
     pub rss_kib: u64,
 }
 
-/// Grows one file in `dir` to each count of `levels` in turn and measures it there.
+/// Grows one file in `dir` to each count of `levels` in turn and measures it there, opened with
+/// `options`.
 pub fn run(
     dir: &Path,
     levels: &[u64],
+    options: &StoreOptions,
     loaders: usize,
     window: Window,
 ) -> Result<Vec<Level>, String> {
@@ -78,7 +80,7 @@ pub fn run(
             .len();
 
         let reopened = Instant::now();
-        let store = Store::open_with(&path, StoreOptions::new()).map_err(|err| err.to_string())?;
+        let store = Store::open_with(&path, options.clone()).map_err(|err| err.to_string())?;
         let reopen_secs = reopened.elapsed().as_secs_f64();
 
         let status = measure_status(&store, operations, window);
