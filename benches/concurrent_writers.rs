@@ -60,7 +60,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use engines::Engine;
-use eodstore::{ConcurrencyMode, StoreOptions};
+use eodstore::ConcurrencyMode;
 use measure::Window;
 use phases::{ReadRow, Row};
 use report::{Machine, Report};
@@ -85,7 +85,7 @@ Usage: cargo bench --bench concurrent_writers -- [FLAGS]
   --scale-levels LIST  operation counts for --scale [default: 10000,100000,1000000]
   --scale-exclusive    measure the --scale levels in ConcurrencyMode::ExclusiveWriter
                        rather than the default MultiWriter, to see what the mode costs
-  --scale-cache MIB    redb's cache for the --scale measurements, in MiB
+  --scale-cache MIB    redb's cache for the --scale loading and measurements, in MiB
                        [default: eodstore's default of 1024]
   --loaders N          loading threads for --scale [default: 8]
   --sync-probe SECONDS length of the fdatasync-rate measurements before and after the run; 0
@@ -650,11 +650,11 @@ fn run_scale(args: &Args, base: &Path) -> ExitCode {
     let sync_rate = sync_rate(base, args.sync_probe);
     println!("disk: {sync_rate:.0} fdatasync/s (4 KiB overwrite each)");
 
-    let options = StoreOptions::new().concurrency(mode).cache_size(cache_size);
     let levels = match scale::run(
         base,
         &args.scale_levels,
-        &options,
+        mode,
+        cache_size,
         args.loaders,
         args.window,
     ) {
@@ -675,9 +675,13 @@ fn run_scale(args: &Args, base: &Path) -> ExitCode {
     }
     eprintln!("wrote {}", path.display());
 
-    let errors = levels
-        .iter()
-        .any(|level| level.status.errors + level.seed.errors + level.seed_concurrent.errors > 0);
+    let errors = levels.iter().any(|level| {
+        level.status.errors
+            + level.status_recent.errors
+            + level.seed.errors
+            + level.seed_concurrent.errors
+            > 0
+    });
     if errors {
         ExitCode::FAILURE
     } else {

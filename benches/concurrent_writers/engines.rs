@@ -206,7 +206,7 @@ impl Db {
                 let path = dir.join("eodstore.redb");
                 let mut ids = Vec::new();
                 if count > 0 {
-                    let loader = open_loader(&path)?;
+                    let loader = open_loader(&path, eodstore::DEFAULT_CACHE_SIZE)?;
                     let mut next = vec![0; PRESEED_THREADS];
                     let lanes = Lanes::PerOperation(PRESEED_OWN_LANE);
                     ids = load_operations(&loader, lanes, &mut next, count)?;
@@ -278,14 +278,16 @@ impl Db {
 }
 
 /// Opens an eodstore file for loading: `ExclusiveWriter` mode, `Durability::None`, group
-/// commit. redb makes the loaded data durable when the store is dropped.
-pub fn open_loader(path: &Path) -> Result<Store, String> {
+/// commit, a cache of `cache_size` bytes. redb makes the loaded data durable when the store is
+/// dropped.
+pub fn open_loader(path: &Path, cache_size: usize) -> Result<Store, String> {
     Store::open_with(
         path,
         StoreOptions::new()
             .create(true)
             .concurrency(ConcurrencyMode::ExclusiveWriter)
-            .durability(Durability::None),
+            .durability(Durability::None)
+            .cache_size(cache_size),
     )
     .map_err(|err| err.to_string())
 }

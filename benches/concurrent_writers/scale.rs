@@ -4,13 +4,14 @@
 //! eodstore has no bulk-load API, so operations are loaded through `Store::open_operation`
 //! from several threads with `ExclusiveWriter`, `Durability::None` and group commit. redb makes
 //! them durable when the loading store is dropped. The measurements then reopen the file with
-//! the default options (`MultiWriter`, durable, group commit).
+//! the given options: by default eodstore's (`MultiWriter`, durable, group commit, a cache of
+//! 1 GiB).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use eodstore::{Store, StoreOptions};
+use eodstore::{ConcurrencyMode, Store, StoreOptions};
 use serde::Serialize;
 
 use crate::engines::{self, OpKey, Session};
@@ -23,6 +24,9 @@ const LOAD_LANE: u32 = 100;
 const MEASURE_LANE: u32 = 200;
 /// Writers of the concurrent seeding measurement at each level.
 const CONCURRENT_WRITERS: usize = 16;
+/// The newest operations among which the recent status reads choose, as a PMS mostly reads the
+/// last nights.
+const RECENT_OPERATIONS: u64 = 10_000;
 
 /// The measurements at one size of the file.
 #[derive(Debug, Serialize)]
@@ -38,22 +42,27 @@ pub struct Level {
     pub reopen_secs: f64,
     /// Status reads of random operations of the whole file by one thread.
     pub status: Stats,
+    /// Status reads of random operations among the newest [`RECENT_OPERATIONS`], by one thread,
+    /// right after `status`.
+    pub status_recent: Stats,
     /// Seeds of new operations by one writer.
     pub seed: Stats,
     /// Seeds of new operations by 16 writers.
     pub seed_concurrent: Stats,
     /// The process's peak resident memory so far (`VmHWM`), in KiB.
     pub peak_rss_kib: u64,
-    /// The process's resident memory after the measurements (`VmRSS`), in KiB.
+    /// The process's resident memory after the measurements, with the measured store still
+    /// open (`VmRSS`), in KiB.
     pub rss_kib: u64,
 }
 
-/// Grows one file in `dir` to each count of `levels` in turn and measures it there, opened with
-/// `options`.
+/// Grows one file in `dir` to each count of `levels` in turn and measures it there, opened in
+/// `mode` with a cache of `cache_size` bytes, which the loading store also uses.
 pub fn run(
     dir: &Path,
     levels: &[u64],
-    options: &StoreOptions,
+    mode: ConcurrencyMode,
+    cache_size: usize,
     loaders: usize,
     window: Window,
 ) -> Result<Vec<Level>, String> {
@@ -67,7 +76,7 @@ pub fn run(
         let before = created.load(Ordering::SeqCst);
         let started = Instant::now();
         if level > before {
-            let loader = engines::open_loader(&path)?;
+            let loader = engines::open_loader(&path, cache_size)?;
             let lanes = engines::Lanes::PerThread(LOAD_LANE);
             let ids = engines::load_operations(&loader, lanes, &mut next, level - before)?;
             created.fetch_add(ids.len() as u64, Ordering::SeqCst);
@@ -80,13 +89,17 @@ pub fn run(
             .len();
 
         let reopened = Instant::now();
-        let store = Store::open_with(&path, options.clone()).map_err(|err| err.to_string())?;
+        let options = StoreOptions::new().concurrency(mode).cache_size(cache_size);
+        let store = Store::open_with(&path, options).map_err(|err| err.to_string())?;
         let reopen_secs = reopened.elapsed().as_secs_f64();
 
-        let status = measure_status(&store, operations, window);
+        let status = measure_status(&store, 1..=operations, window);
+        let recent = operations.saturating_sub(RECENT_OPERATIONS) + 1..=operations;
+        let status_recent = measure_status(&store, recent, window);
         let seed = measure_seeds(&store, 1, &measure_next, &created, window);
         let seed_concurrent =
             measure_seeds(&store, CONCURRENT_WRITERS, &measure_next, &created, window);
+        let rss_kib = measure::proc_status_kib("VmRSS").unwrap_or(0);
         drop(store);
 
         let level_result = Level {
@@ -97,10 +110,11 @@ pub fn run(
             bytes_per_step: file_bytes as f64 / (operations * u64::from(engines::STEPS)) as f64,
             reopen_secs,
             status,
+            status_recent,
             seed,
             seed_concurrent,
             peak_rss_kib: measure::proc_status_kib("VmHWM").unwrap_or(0),
-            rss_kib: measure::proc_status_kib("VmRSS").unwrap_or(0),
+            rss_kib,
         };
         eprintln!(
             "scale: {} operations, {:.1} MB, status p99 {:.3} ms, seed p99 {:.2} ms",
@@ -114,13 +128,15 @@ pub fn run(
     Ok(results)
 }
 
-/// Reads the status of random operations among the first `operations` ids (eodstore numbers
-/// operations from 1 without gaps) from one thread.
-fn measure_status(store: &Store, operations: u64, window: Window) -> Stats {
+/// Reads the status of random operations with ids in `ids` (eodstore numbers operations from 1
+/// without gaps) from one thread.
+fn measure_status(store: &Store, ids: std::ops::RangeInclusive<u64>, window: Window) -> Stats {
+    let first = *ids.start();
+    let count = ids.end() - first + 1;
     let (tallies, cpu) = measure::run_window(1, window, |thread| {
         let mut session = session(store, thread);
         let mut random = XorShift(0x2545_f491_4f6c_dd1d);
-        move || -> CallResult { session.status(random.next() % operations + 1) }
+        move || -> CallResult { session.status(first + random.next() % count) }
     });
     Stats::from_tallies(&tallies, window.length.as_secs_f64(), cpu)
 }
@@ -158,16 +174,17 @@ fn session(store: &Store, thread: usize) -> Session<'_> {
 pub fn levels_table(levels: &[Level]) -> String {
     let mut table = String::from(
         "| operations | steps | file MB | bytes/step | load s | loaded ops/s | reopen s | \
-         status p50 ms | status p99 ms | status max ms | seed p50 ms | seed p99 ms | seed max ms | \
-         16-writer seeds/s | 16-writer p99 ms | peak RSS MiB | errors |\n\
-         |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+         status p50 ms | status p99 ms | status max ms | recent status p50 ms | \
+         recent status p99 ms | seed p50 ms | seed p99 ms | seed max ms | 16-writer seeds/s | \
+         16-writer p99 ms | RSS MiB | peak RSS MiB | errors |\n\
+         |--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for level in levels {
         let _ = std::fmt::Write::write_fmt(
             &mut table,
             format_args!(
-                "| {} | {} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.3} | {:.3} | {:.2} | {:.2} | \
-                 {:.2} | {:.1} | {:.0} | {:.2} | {:.0} | {} |\n",
+                "| {} | {} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.3} | {:.3} | {:.2} | {:.3} | \
+                 {:.3} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.0} | {:.0} | {} |\n",
                 level.operations,
                 level.operations * u64::from(engines::STEPS),
                 level.file_bytes as f64 / 1e6,
@@ -178,13 +195,19 @@ pub fn levels_table(levels: &[Level]) -> String {
                 level.status.p50_ms,
                 level.status.p99_ms,
                 level.status.max_ms,
+                level.status_recent.p50_ms,
+                level.status_recent.p99_ms,
                 level.seed.p50_ms,
                 level.seed.p99_ms,
                 level.seed.max_ms,
                 level.seed_concurrent.per_second,
                 level.seed_concurrent.p99_ms,
+                level.rss_kib as f64 / 1024.0,
                 level.peak_rss_kib as f64 / 1024.0,
-                level.status.errors + level.seed.errors + level.seed_concurrent.errors
+                level.status.errors
+                    + level.status_recent.errors
+                    + level.seed.errors
+                    + level.seed_concurrent.errors
             ),
         );
     }
