@@ -315,6 +315,8 @@ impl Store {
                 applied = batch.len();
                 if clean {
                     batch.extend(self.take_queued(batch.len()));
+                    // A subscriber that arrived before these calls queued gets their changes.
+                    tables.collect |= self.subscribers.wanted();
                 }
             }
             (clean, tables.changed, std::mem::take(&mut tables.notices))
@@ -541,15 +543,7 @@ mod tests {
         let late_db = Arc::clone(db);
 
         std::thread::scope(|scope| {
-            let first = scope.spawn(|| {
-                store.submit("first call".into(), move |tables| {
-                    tables.meta.insert("late_probe", 1).unwrap();
-                    tables.changed = true;
-                    applying.send(()).unwrap();
-                    queued_seen.recv_timeout(Duration::from_secs(30)).unwrap();
-                    Ok(())
-                })
-            });
+            let first = scope.spawn(|| holding_call(&store, applying, queued_seen));
             applying_seen
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the first call was not applied");
@@ -561,18 +555,7 @@ mod tests {
                     Ok(committed(&late_db))
                 })
             });
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while store
-                .group
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .queue
-                .is_empty()
-            {
-                assert!(Instant::now() < deadline, "the late call did not queue up");
-                std::thread::yield_now();
-            }
+            wait_for_late_call(&store);
             queued.send(()).unwrap();
             first.join().unwrap().unwrap();
             let saw_first_committed = late.join().unwrap().unwrap();
@@ -582,6 +565,89 @@ mod tests {
             );
         });
         assert!(committed(db), "the batch was not committed");
+    }
+
+    /// A subscriber that subscribes while a batch is applied hears of a call that joins that
+    /// batch after `subscribe` returned.
+    #[test]
+    fn late_call_notifies_new_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            dir.path().join("notify.redb"),
+            StoreOptions::new().create(true),
+        )
+        .unwrap();
+        let (applying, applying_seen) = mpsc::channel::<()>();
+        let (release, release_seen) = mpsc::channel::<()>();
+        let (sender, notifications) = mpsc::channel();
+        let sender = std::sync::Mutex::new(sender);
+
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| holding_call(&store, applying, release_seen));
+            applying_seen
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the first call was not applied");
+
+            // The batch's transaction began before anyone subscribed.
+            let subscription = store
+                .subscribe(move |notification| {
+                    let _ = sender
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .send(notification.clone());
+                })
+                .unwrap();
+            let late = scope.spawn(|| {
+                store.open_operation(
+                    "grand",
+                    jiff::civil::date(2026, 12, 4),
+                    &short_plan(),
+                    &Caller::new("kasa"),
+                )
+            });
+            wait_for_late_call(&store);
+            release.send(()).unwrap();
+            first.join().unwrap().unwrap();
+            assert!(late.join().unwrap().unwrap().created);
+            let notification = notifications.recv_timeout(Duration::from_secs(10));
+            assert!(
+                matches!(notification, Ok(crate::store::Notification::Change(_))),
+                "no notification of the late call's change: {notification:?}"
+            );
+            drop(subscription);
+        });
+    }
+
+    /// Makes a call that writes the key `late_probe`, reports that it is being applied, and
+    /// then holds its batch open until `release` fires.
+    fn holding_call(
+        store: &Store,
+        applying: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
+    ) -> Result<()> {
+        store.submit("first call".into(), move |tables| {
+            tables.meta.insert("late_probe", 1).unwrap();
+            tables.changed = true;
+            applying.send(()).unwrap();
+            release.recv_timeout(Duration::from_secs(30)).unwrap();
+            Ok(())
+        })
+    }
+
+    /// Waits until a call is in the queue, while the leader holds a batch open.
+    fn wait_for_late_call(store: &Store) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .queue
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "the late call did not queue up");
+            std::thread::yield_now();
+        }
     }
 
     /// Returns the context string a call is queued under.
