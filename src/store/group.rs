@@ -295,8 +295,8 @@ impl Store {
     }
 
     /// Applies every call of the batch, and the calls that queue meanwhile, in one transaction,
-    /// and commits it. Returns `Ok(false)`, with the transaction aborted, when a
-    /// call failed after writing.
+    /// and commits it. Returns `Ok(false)`, with the transaction aborted, when a call failed
+    /// after writing.
     fn write_batch(&self, batch: &mut Vec<Box<dyn Job>>) -> Result<bool> {
         let context = batch
             .first()
