@@ -305,18 +305,18 @@ impl Store {
         let (_gate, txn) = self.begin_write(&context)?;
         let (clean, changed, notices) = {
             let mut tables = WriteTables::open(&txn)?;
-            tables.collect = self.subscribers.wanted();
             let mut applied = 0;
             let mut clean = true;
             while clean && applied < batch.len() {
+                // Checked again for each round of calls, so that a subscriber that arrived
+                // before a call queued gets that call's changes.
+                tables.collect |= self.subscribers.wanted();
                 clean = batch[applied..]
                     .iter_mut()
                     .all(|job| job.apply(&mut tables));
                 applied = batch.len();
                 if clean {
                     batch.extend(self.take_queued(batch.len()));
-                    // A subscriber that arrived before these calls queued gets their changes.
-                    tables.collect |= self.subscribers.wanted();
                 }
             }
             (clean, tables.changed, std::mem::take(&mut tables.notices))
@@ -619,7 +619,7 @@ mod tests {
     }
 
     /// Makes a call that writes the key `late_probe`, reports that it is being applied, and
-    /// then holds its batch open until `release` fires.
+    /// then keeps its batch open until `release` fires.
     fn holding_call(
         store: &Store,
         applying: mpsc::Sender<()>,
@@ -634,7 +634,7 @@ mod tests {
         })
     }
 
-    /// Waits until a call is in the queue, while the leader holds a batch open.
+    /// Waits until a call is in the queue, while the leader keeps a batch open.
     fn wait_for_late_call(store: &Store) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while store
